@@ -1,0 +1,134 @@
+"""create_app: the only place where recordbase is wired together.
+
+Settings, store, service, limiter and faces meet here; everything else receives what it needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from recordbase.config import Settings
+from recordbase.core.clock import Clock, NewId, new_ulid, system_clock
+from recordbase.core.service import RecordService
+from recordbase.core.store import Store
+from recordbase.errors import MethodNotAllowed, RecordbaseError, RouteNotFound
+from recordbase.ratelimit import Limiter, MemoryLimiter
+from recordbase.stores import open_store
+from recordbase.web.http import JSONResponse
+from recordbase.web.middleware import Face, Pipeline
+from recordbase.web.native import docs
+from recordbase.web.native.routes import render_problem
+from recordbase.web.native.routes import routes as native_routes
+
+log = logging.getLogger("recordbase")
+
+NATIVE = Face("native", ("/v1",), render_problem)
+
+
+def faces() -> list[tuple[Face, list[BaseRoute]]]:
+    """Every face with its routes. A new face adds one line here and a folder in web/faces."""
+    return [(NATIVE, list(native_routes()))]
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "store": request.app.state.service.store.info()})
+
+
+def _render(request: Request, error: RecordbaseError) -> Response:
+    face: Face = request.scope.get("state", {}).get("face", NATIVE)
+    response = face.render_error(error, request)
+    for name, value in error.headers.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        error: RecordbaseError = MethodNotAllowed(
+            f"{request.method} is not allowed on {request.url.path}."
+        )
+    else:
+        error = RouteNotFound(f"No route {request.method} {request.url.path}.")
+    return _render(request, error)
+
+
+async def _known_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RecordbaseError)
+    return _render(request, exc)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _render(request, RecordbaseError("An unexpected error occurred; it has been logged."))
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    new_id: NewId | None = None,
+    limiter: Limiter | None = None,
+) -> Any:
+    settings = settings or Settings.from_env()
+    store = store or open_store(settings)
+    service = RecordService(store, settings, clock=clock or system_clock, new_id=new_id or new_ulid)
+    limiter = limiter or _default_limiter(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await limiter.close()
+            await service.close()
+
+    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
+    routes += docs.routes(settings)
+    wired = faces()
+    for _face, face_routes in wired:
+        routes += face_routes
+    inner = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            HTTPException: _http_error,
+            RecordbaseError: _known_error,
+            Exception: _unexpected_error,
+        },
+    )
+    inner.state.settings = settings
+    inner.state.service = service
+    inner.state.limiter = limiter
+    return _Outer(Pipeline(inner, [f for f, _ in wired], NATIVE), inner)
+
+
+def _default_limiter(settings: Settings) -> Limiter:
+    return MemoryLimiter()
+
+
+class _Outer:
+    """The ASGI callable served: the pipeline around the Starlette app (which it exposes)."""
+
+    def __init__(self, pipeline: Pipeline, inner: Starlette) -> None:
+        self.pipeline = pipeline
+        self.inner = inner
+        self.state = inner.state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self.inner(scope, receive, send)
+            return
+        scope["app"] = self.inner
+        await self.pipeline(scope, receive, send)

@@ -1,0 +1,1 @@
+"""API keys: secrets, their hashes and the parsing of credentials from requests."""

@@ -1,0 +1,111 @@
+"""Settings: the one place where configuration enters recordbase.
+
+Every field has a default and a help text; `Settings.from_env()` reads `RECORDBASE_<FIELD>`
+variables. No other module reads `os.environ` (DESIGN.md, house rule 8). The docs test checks
+that every field here is documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = _setting(
+        "recordbase.db",
+        "SQLite file path (or sqlite:///path) or postgresql://... URL of the database.",
+    )
+    redis_url: str = _setting(
+        "", "Redis URL for shared rate limits (empty: limits are kept in each process's memory)."
+    )
+    host: str = _setting("127.0.0.1", "Address `recordbase serve` listens on.")
+    port: int = _setting(8000, "Port `recordbase serve` listens on.")
+    workers: int = _setting(1, "Number of worker processes `recordbase serve` starts.")
+    max_body_bytes: int = _setting(
+        10 * 1024 * 1024, "Largest request body accepted, in bytes (larger: 413 body_too_large)."
+    )
+    max_depth: int = _setting(
+        32, "Deepest JSON nesting accepted in a request body (deeper: 400 nesting_too_deep)."
+    )
+    max_record_bytes: int = _setting(
+        256 * 1024, "Largest record `data` accepted, as compact JSON bytes (413 record_too_large)."
+    )
+    max_batch: int = _setting(1000, "Most records in one batch write (more: 413 batch_too_large).")
+    default_page_size: int = _setting(100, "Page size when a list request gives no limit.")
+    max_page_size: int = _setting(1000, "Largest page size a list request may ask for.")
+    max_in_values: int = _setting(1000, "Most values in one `in` filter.")
+    default_rate: float = _setting(
+        50.0, "Default token-bucket refill rate for a key, in requests per second."
+    )
+    default_burst: int = _setting(100, "Default token-bucket size (burst) for a key.")
+    ratelimit_fail_open: bool = _setting(
+        True, "When the Redis limiter is unreachable: admit requests (true) or answer 503 (false)."
+    )
+    sqlite_synchronous: str = _setting(
+        "NORMAL",
+        "SQLite `synchronous` pragma in WAL mode: NORMAL survives a killed process, FULL also "
+        "survives power loss.",
+    )
+    sqlite_readers: int = _setting(4, "Number of SQLite reader connections (threads).")
+    group_commit_max: int = _setting(
+        256, "Most queued write requests the SQLite writer folds into one transaction."
+    )
+    pg_pool_min: int = _setting(2, "PostgreSQL pool: connections kept open per worker.")
+    pg_pool_max: int = _setting(10, "PostgreSQL pool: most connections per worker.")
+    key_touch_seconds: int = _setting(
+        60, "A key's last_used_at is written at most once per this many seconds."
+    )
+    idempotency_ttl_seconds: int = _setting(
+        86400, "How long an Idempotency-Key and its stored response are kept."
+    )
+    log_level: str = _setting("info", "Log level: debug, info, warning or error.")
+    docs_enabled: bool = _setting(True, "Serve /docs (the OpenAPI page for people).")
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, prefix: str = "RECORDBASE_"
+    ) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(prefix + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _coerce(f.name, f.type, raw)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, kind: Any, raw: str) -> Any:
+    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    try:
+        if kind_name == "int":
+            return int(raw)
+        if kind_name == "float":
+            return float(raw)
+        if kind_name == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+    except ValueError as exc:
+        raise ValueError(f"RECORDBASE_{name.upper()}: cannot read {raw!r} as {kind_name}") from exc
+    return raw
+
+
+def setting_help() -> dict[str, str]:
+    """Name -> help text, for docs and `recordbase --help`."""
+    return {f.name: str(f.metadata.get("help", "")) for f in fields(Settings)}

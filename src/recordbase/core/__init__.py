@@ -1,0 +1,1 @@
+"""The sans-IO domain of recordbase: types, records, validation, queries and the service."""

@@ -1,0 +1,247 @@
+"""Records, their inputs, API keys and the caller (`Principal`) with its scopes.
+
+`parse_record_input` checks the shape of one record as a client sends it (top-level members
+and their JSON types) and collects every problem with its JSON Pointer path; semantics
+(schema, naming, unique keys) are the service's. Pure data: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from recordbase.errors import FieldError, Forbidden
+
+RECORD_MEMBERS: Final = (
+    "id",
+    "name",
+    "external_id",
+    "owner",
+    "data",
+    "description",
+    "attachments",
+)
+# Members a client may send back unchanged (e.g. after a GET); they are ignored on write.
+ECHO_MEMBERS: Final = ("type", "version", "created_at", "updated_at", "created_by", "updated_by")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
+
+
+class _Unset:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+
+
+@dataclass(slots=True)
+class Record:
+    id: str
+    type: str
+    name: str | None
+    external_id: str | None
+    owner: str | None
+    data: dict[str, Any]
+    description: str | None
+    attachments: list[Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
+    updated_by: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "name": self.name,
+            "external_id": self.external_id,
+            "owner": self.owner,
+            "data": self.data,
+            "description": self.description,
+            "attachments": self.attachments,
+            "version": self.version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "created_by": self.created_by,
+            "updated_by": self.updated_by,
+        }
+
+
+@dataclass(slots=True)
+class RecordInput:
+    """One record as sent for create, replace or patch; UNSET marks an absent member."""
+
+    id: str | _Unset | None = UNSET
+    name: str | _Unset | None = UNSET
+    external_id: str | _Unset | None = UNSET
+    owner: str | _Unset | None = UNSET
+    data: dict[str, Any] | _Unset = UNSET
+    description: str | _Unset | None = UNSET
+    attachments: list[Any] | _Unset = UNSET
+
+
+_STRING_MEMBERS = {
+    "id": 64,
+    "name": 255,
+    "external_id": 255,
+    "owner": 255,
+    "description": 10_000,
+}
+
+
+def parse_record_input(obj: Any, path: str, errors: list[FieldError]) -> RecordInput:
+    """Check one record's shape; problems are appended to `errors` with paths under `path`."""
+    result = RecordInput()
+    if not isinstance(obj, dict):
+        errors.append(FieldError(path, "type", "expected a record object"))
+        return result
+    for member, value in obj.items():
+        where = f"{path}/{member}"
+        if member in ECHO_MEMBERS:
+            continue
+        if member not in RECORD_MEMBERS:
+            errors.append(
+                FieldError(where, "unknown_member", f"valid members: {', '.join(RECORD_MEMBERS)}")
+            )
+            continue
+        if member == "data":
+            if not isinstance(value, dict):
+                errors.append(FieldError(where, "type", "expected an object"))
+                continue
+        elif member == "attachments":
+            if value is None:
+                value = []
+            if not isinstance(value, list) or len(value) > 100:
+                errors.append(FieldError(where, "type", "expected a list (at most 100)"))
+                continue
+        elif value is not None:
+            limit = _STRING_MEMBERS[member]
+            if not isinstance(value, str):
+                errors.append(FieldError(where, "type", "expected a string or null"))
+                continue
+            if not value.strip() or len(value) > limit:
+                errors.append(FieldError(where, "length", f"1 to {limit} characters"))
+                continue
+            if member == "id" and not ID_RE.match(value):
+                errors.append(
+                    FieldError(where, "invalid", "1-64 characters: letters, digits, _ and -")
+                )
+                continue
+        elif member == "id":
+            continue
+        setattr(result, member, value)
+    return result
+
+
+# Keys and scopes ---------------------------------------------------------------------------
+
+SCOPES: Final = ("records:read", "records:write", "types:read", "types:write", "admin")
+
+
+@dataclass(frozen=True)
+class Scope:
+    resource: str  # records | types | admin
+    action: str  # read | write | "" for admin
+    type_key: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Scope:
+        """`records:write`, `records:write:blood_test`, `admin`; raises ValueError."""
+        if text == "admin":
+            return cls("admin", "")
+        parts = text.split(":")
+        if len(parts) not in (2, 3) or ":".join(parts[:2]) not in SCOPES:
+            raise ValueError(
+                f"unknown scope {text!r}; valid: {', '.join(SCOPES)} "
+                "(records:* and types:* may be narrowed to one type: records:write:<type>)"
+            )
+        type_key = parts[2] if len(parts) == 3 else None
+        if type_key is not None and not re.match(r"^[a-z][a-z0-9_]{0,62}$", type_key):
+            raise ValueError(f"scope {text!r}: {type_key!r} is not a type key")
+        return cls(parts[0], parts[1], type_key)
+
+    def __str__(self) -> str:
+        if self.resource == "admin":
+            return "admin"
+        base = f"{self.resource}:{self.action}"
+        return f"{base}:{self.type_key}" if self.type_key else base
+
+    def grants(self, resource: str, action: str, type_key: str | None) -> bool:
+        if self.resource == "admin":
+            return True
+        if self.resource != resource or self.action != action:
+            return False
+        return self.type_key is None or self.type_key == type_key
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    project_id: str
+    project_name: str
+    prefix: str
+    scopes: tuple[Scope, ...]
+    rate: float | None
+    burst: int | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    name: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "project": self.project_name,
+            "prefix": self.prefix,
+            "name": self.name,
+            "scopes": [str(s) for s in self.scopes],
+            "rate": self.rate,
+            "burst": self.burst,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+            "last_used_at": self.last_used_at,
+        }
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's project and scopes. Every service method takes it first."""
+
+    project_id: str
+    project_name: str
+    key_id: str
+    scopes: tuple[Scope, ...]
+    rate: float | None = None
+    burst: int | None = None
+    user: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def can(self, resource: str, action: str, type_key: str | None = None) -> bool:
+        return any(s.grants(resource, action, type_key) for s in self.scopes)
+
+    def require(self, resource: str, action: str, type_key: str | None = None) -> None:
+        if not self.can(resource, action, type_key):
+            needed = f"{resource}:{action}" + (f":{type_key}" if type_key else "")
+            raise Forbidden(
+                f"This key lacks the scope {needed!r} (it has: "
+                f"{', '.join(str(s) for s in self.scopes) or 'none'}).",
+                extra={"missing_scope": needed},
+            )
+
+    @property
+    def actor(self) -> str:
+        return self.user or f"key:{self.key_id}"
+
+
+@dataclass(frozen=True)
+class Project:
+    id: str
+    name: str
+    created_at: datetime

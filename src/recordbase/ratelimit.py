@@ -1,0 +1,56 @@
+"""Token-bucket rate limits per API key.
+
+`MemoryLimiter` keeps buckets in this process (one machine, one worker). A bucket holds up to
+`burst` tokens and refills at `rate` per second; each request takes one. The answer carries
+what the RateLimit-* headers need. The clock is injected so tests never sleep.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: int  # seconds until the bucket is full again
+    retry_after: int  # seconds until one token is back (0 when allowed)
+
+
+class Limiter(Protocol):
+    async def take(self, key: str, rate: float, burst: int) -> Decision: ...
+    async def close(self) -> None: ...
+
+
+def decide(tokens: float, rate: float, burst: int) -> tuple[float, Decision]:
+    """Take one token from a bucket holding `tokens` (already refilled); pure arithmetic."""
+    if tokens >= 1:
+        tokens -= 1
+        allowed, retry = True, 0
+    else:
+        allowed, retry = False, max(1, math.ceil((1 - tokens) / rate)) if rate > 0 else 3600
+    reset = math.ceil((burst - tokens) / rate) if rate > 0 else 0
+    return tokens, Decision(allowed, burst, max(0, int(tokens)), max(0, reset), retry)
+
+
+class MemoryLimiter:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    async def take(self, key: str, rate: float, burst: int) -> Decision:
+        now = self.clock()
+        tokens, at = self._buckets.get(key, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - at) * rate)
+        tokens, decision = decide(tokens, rate, burst)
+        self._buckets[key] = (tokens, now)
+        return decision
+
+    async def close(self) -> None:
+        self._buckets.clear()

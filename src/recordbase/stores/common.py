@@ -1,0 +1,125 @@
+"""Helpers shared by the SQL stores: row <-> value mapping and migration discovery."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import orjson
+
+from recordbase.core.clock import utc_text
+from recordbase.core.records import ApiKey, Project, Record, Scope
+from recordbase.core.types import KeySpec, Naming, RecordType, TypeDefinition
+
+RECORD_COLUMNS = (
+    "id, name, external_id, owner, data, description, attachments, version, "
+    "created_at, updated_at, created_by, updated_by"
+)
+KEY_COLUMNS = (
+    "k.id, k.project_id, p.name, k.prefix, k.scopes, k.rate, k.burst, k.created_at, "
+    "k.expires_at, k.revoked_at, k.last_used_at, k.name"
+)
+TYPE_COLUMNS = "id, project_id, definition, version, created_at, updated_at, extra"
+
+
+def ts(value: datetime | None) -> str | None:
+    """A sortable UTC text timestamp with a fixed width (microseconds, Z)."""
+    return None if value is None else utc_text(value)
+
+
+def parse_ts(value: Any) -> Any:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def record_from_row(type_key: str, row: Any) -> Record:
+    data = row[4]
+    attachments = row[6]
+    return Record(
+        id=row[0],
+        type=type_key,
+        name=row[1],
+        external_id=row[2],
+        owner=row[3],
+        data=orjson.loads(data) if isinstance(data, (str, bytes)) else data,
+        description=row[5],
+        attachments=(
+            orjson.loads(attachments) if isinstance(attachments, (str, bytes)) else attachments
+        ),
+        version=row[7],
+        created_at=parse_ts(row[8]),
+        updated_at=parse_ts(row[9]),
+        created_by=row[10],
+        updated_by=row[11],
+    )
+
+
+def key_from_row(row: Any) -> ApiKey:
+    return ApiKey(
+        id=row[0],
+        project_id=row[1],
+        project_name=row[2],
+        prefix=row[3],
+        scopes=tuple(Scope.parse(s) for s in orjson.loads(row[4])),
+        rate=row[5],
+        burst=row[6],
+        created_at=parse_ts(row[7]),
+        expires_at=parse_ts(row[8]),
+        revoked_at=parse_ts(row[9]),
+        last_used_at=parse_ts(row[10]),
+        name=row[11],
+    )
+
+
+def project_from_row(row: Any) -> Project:
+    return Project(id=row[0], name=row[1], created_at=parse_ts(row[2]))
+
+
+def definition_to_json(d: TypeDefinition) -> str:
+    return orjson.dumps(
+        {
+            "key": d.key,
+            "name": d.name,
+            "description": d.description,
+            "schema": d.schema,
+            "naming": d.naming.as_dict() if d.naming else None,
+            "unique_keys": [k.as_dict() for k in d.unique_keys],
+            "indexes": [k.as_dict() for k in d.indexes],
+        }
+    ).decode()
+
+
+def type_from_row(row: Any) -> RecordType:
+    raw = orjson.loads(row[2]) if isinstance(row[2], (str, bytes)) else row[2]
+    naming = raw.get("naming")
+    extra = row[6]
+    definition = TypeDefinition(
+        key=raw["key"],
+        name=raw["name"],
+        description=raw["description"],
+        schema=raw["schema"],
+        naming=Naming(**naming) if naming else None,
+        unique_keys=tuple(KeySpec(k["name"], tuple(k["fields"])) for k in raw["unique_keys"]),
+        indexes=tuple(KeySpec(k["name"], tuple(k["fields"])) for k in raw["indexes"]),
+    )
+    return RecordType(
+        id=row[0],
+        project_id=row[1],
+        definition=definition,
+        version=row[3],
+        created_at=parse_ts(row[4]),
+        updated_at=parse_ts(row[5]),
+        extra=orjson.loads(extra) if isinstance(extra, (str, bytes)) else (extra or {}),
+    )
+
+
+def migrations(dialect: str) -> list[tuple[int, str]]:
+    """(version, sql) pairs of the packaged migrations for a dialect, in order."""
+    folder = resources.files("recordbase.stores") / "migrations" / dialect
+    found = []
+    for item in folder.iterdir():
+        if item.name.endswith(".sql"):
+            found.append((int(item.name.split("_", 1)[0]), item.read_text()))
+    return sorted(found)

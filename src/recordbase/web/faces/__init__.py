@@ -1,0 +1,1 @@
+"""Vendor faces: each speaks one vendor's API dialect over the same RecordService."""

@@ -1,0 +1,159 @@
+"""The request pipeline: request id -> face -> principal -> rate limit -> errors.
+
+A pure ASGI middleware (no per-request BaseHTTPMiddleware overhead). It picks the face by
+path prefix, lets the face pull the credential out of the headers, authenticates through the
+service, charges the key's token bucket, and renders any RecordbaseError (or an unexpected
+exception, as a 500 that leaks nothing) in the face's own error shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from ulid import ULID
+
+from recordbase.core.records import Principal
+from recordbase.errors import RateLimited, RecordbaseError, Unavailable
+from recordbase.ratelimit import Decision
+
+log = logging.getLogger("recordbase")
+
+ErrorRenderer = Callable[[RecordbaseError, Request], Response]
+CredentialReader = Callable[[Headers], str | None]
+LimitHeaders = Callable[[Decision], dict[str, str]]
+
+
+def standard_limit_headers(d: Decision) -> dict[str, str]:
+    return {
+        "RateLimit-Limit": str(d.limit),
+        "RateLimit-Remaining": str(d.remaining),
+        "RateLimit-Reset": str(d.reset),
+    }
+
+
+def bearer_or_api_key(headers: Headers) -> str | None:
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return headers.get("x-api-key") or None
+
+
+@dataclass(frozen=True)
+class Face:
+    name: str
+    prefixes: tuple[str, ...]
+    render_error: ErrorRenderer
+    credentials: CredentialReader = bearer_or_api_key
+    limit_headers: LimitHeaders = standard_limit_headers
+    public_paths: frozenset[str] = field(default_factory=frozenset)
+    # Faces may turn their own user identity headers into Principal.user etc.
+    refine: Callable[[Principal, Headers], Principal] | None = None
+
+
+class Pipeline:
+    def __init__(self, app: ASGIApp, faces: Sequence[Face], fallback: Face) -> None:
+        self.app = app
+        self.faces = sorted(faces, key=lambda f: -max(len(p) for p in f.prefixes))
+        self.fallback = fallback
+
+    def face_for(self, path: str) -> Face:
+        for face in self.faces:
+            if any(path.startswith(p) for p in face.prefixes):
+                return face
+        return self.fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        face = self.face_for(path)
+        request_id = Headers(scope=scope).get("x-request-id") or str(ULID())
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["face"] = face
+        extra_headers: dict[str, str] = {"X-Request-Id": request_id}
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = MutableHeaders(scope=message)
+                for name, value in extra_headers.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        try:
+            if path not in face.public_paths and not _is_public(path):
+                await self._admit(scope, face, state, extra_headers)
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            if started:
+                raise
+            error = exc if isinstance(exc, RecordbaseError) else _internal(exc, path)
+            response = face.render_error(error, Request(scope))
+            for name, value in {**error.headers, **extra_headers}.items():
+                response.headers.setdefault(name, value)
+            await response(scope, receive, send)
+
+    async def _admit(
+        self, scope: Scope, face: Face, state: dict[str, Any], extra: dict[str, str]
+    ) -> None:
+        service = self._service(scope)
+        headers = Headers(scope=scope)
+        principal = await service.authenticate(face.credentials(headers))
+        if face.refine is not None:
+            principal = face.refine(principal, headers)
+        state["principal"] = principal
+        limiter = self._limiter(scope)
+        settings = service.settings
+        rate = principal.rate if principal.rate is not None else settings.default_rate
+        burst = principal.burst if principal.burst is not None else settings.default_burst
+        try:
+            decision = await limiter.take(principal.key_id, rate, burst)
+        except Exception as exc:  # the shared limiter is down
+            log.warning("rate limiter unavailable: %s", exc)
+            if not settings.ratelimit_fail_open:
+                raise Unavailable("The rate limiter is unavailable; try again shortly.") from exc
+            return
+        extra.update(face.limit_headers(decision))
+        if not decision.allowed:
+            raise RateLimited(
+                f"Too many requests for this key; retry in {decision.retry_after} s.",
+                headers={"Retry-After": str(decision.retry_after)},
+                extra={"retry_after": decision.retry_after},
+            )
+
+    def _service(self, scope: Scope) -> Any:
+        return self._state(scope).service
+
+    def _limiter(self, scope: Scope) -> Any:
+        return self._state(scope).limiter
+
+    def _state(self, scope: Scope) -> Any:
+        return self.app.state  # type: ignore[attr-defined]
+
+
+PUBLIC = ("/v1/openapi.json", "/docs", "/healthz", "/favicon.ico")
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC
+
+
+def _internal(exc: Exception, path: str) -> RecordbaseError:
+    log.exception("unexpected error on %s", path, exc_info=exc)
+    return RecordbaseError("An unexpected error occurred; it has been logged.")
+
+
+Handler = Callable[[Request], Awaitable[Response]]

@@ -1,0 +1,255 @@
+"""The native /v1 API: routes that translate HTTP into RecordService calls and back.
+
+No SQL, no store: each handler parses its request (unknown members and parameters are 400s),
+makes one service call and renders the result. Errors are rendered as RFC 9457 problem+json
+by `render_problem`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from recordbase.core.query import DEFAULT_SORT, Query
+from recordbase.core.records import Principal, RecordInput, parse_record_input
+from recordbase.core.service import RecordService
+from recordbase.core.types import type_as_dict
+from recordbase.errors import FieldError, RecordbaseError, ValidationFailed
+from recordbase.web.http import (
+    JSONResponse,
+    bool_param,
+    check_params,
+    expect_object,
+    int_param,
+    json_body,
+)
+from recordbase.web.native import params as query_params
+
+
+def service(request: Request) -> RecordService:
+    svc: RecordService = request.app.state.service
+    return svc
+
+
+def principal(request: Request) -> Principal:
+    p: Principal = request.state.principal
+    return p
+
+
+def render_problem(error: RecordbaseError, request: Request) -> Response:
+    body: dict[str, Any] = {
+        "type": f"/docs/errors#{error.code}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code,
+    }
+    if error.errors:
+        body["errors"] = [e.as_dict() for e in error.errors]
+    body.update({k: v for k, v in error.extra.items() if k not in body})
+    request_id = request.scope.get("state", {}).get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    return JSONResponse(body, status_code=error.status, media_type="application/problem+json")
+
+
+# types ------------------------------------------------------------------------------------
+
+
+async def list_types(request: Request) -> Response:
+    check_params(request.query_params, ())
+    types = await service(request).list_types(principal(request))
+    return JSONResponse({"types": [type_as_dict(t) for t in types]})
+
+
+async def create_type(request: Request) -> Response:
+    check_params(request.query_params, ())
+    body = await json_body(request)
+    rtype = await service(request).create_type(principal(request), body)
+    return JSONResponse(type_as_dict(rtype, rtype.naming.next if rtype.naming else None), 201)
+
+
+async def get_type(request: Request) -> Response:
+    check_params(request.query_params, ())
+    rtype, next_number = await service(request).get_type(
+        principal(request), request.path_params["type"]
+    )
+    return JSONResponse(type_as_dict(rtype, next_number))
+
+
+async def update_type(request: Request) -> Response:
+    check_params(request.query_params, ())
+    body = await json_body(request)
+    if isinstance(body, dict) and "key" in body and body["key"] != request.path_params["type"]:
+        raise ValidationFailed(
+            "A type's key cannot change.",
+            errors=[FieldError("/key", "immutable", "create a new type instead")],
+        )
+    rtype, next_number = await service(request).update_type(
+        principal(request), request.path_params["type"], body
+    )
+    return JSONResponse(type_as_dict(rtype, next_number))
+
+
+async def delete_type(request: Request) -> Response:
+    check_params(request.query_params, ())
+    await service(request).delete_type(principal(request), request.path_params["type"])
+    return Response(status_code=204)
+
+
+# records ----------------------------------------------------------------------------------
+
+
+def _record_items(body: Any) -> list[RecordInput]:
+    body = expect_object(body, ("records", "record"))
+    if ("records" in body) == ("record" in body):
+        raise ValidationFailed(
+            'Send either {"records": [...]} or {"record": {...}}.',
+            errors=[FieldError("/records", "required", "records or record")],
+        )
+    # A single record is a batch of one: error paths read /records/0/... either way.
+    if "record" in body:
+        items = [body["record"]]
+    else:
+        items = body["records"]
+        if not isinstance(items, list):
+            raise ValidationFailed(
+                "records must be a list.", errors=[FieldError("/records", "type", "a list")]
+            )
+    errors: list[FieldError] = []
+    parsed = [parse_record_input(item, f"/records/{i}", errors) for i, item in enumerate(items)]
+    if errors:
+        raise ValidationFailed(f"{len(errors)} problem(s) in the records.", errors=errors)
+    return parsed
+
+
+def _one_item(body: Any) -> RecordInput:
+    errors: list[FieldError] = []
+    item = parse_record_input(body, "", errors)
+    if errors:
+        raise ValidationFailed(f"{len(errors)} problem(s) in the record.", errors=errors)
+    return item
+
+
+def _if_match(request: Request) -> int | None:
+    raw = request.headers.get("if-match")
+    if raw is None:
+        return None
+    cleaned = raw.strip().removeprefix("W/").strip('"')
+    if not cleaned.isdigit():
+        raise ValidationFailed(
+            'If-Match must be the record\'s version, e.g. If-Match: "3".',
+            errors=[FieldError("/headers/If-Match", "invalid", "a version number")],
+        )
+    return int(cleaned)
+
+
+def _record_response(record: Any, status: int = 200) -> Response:
+    return JSONResponse(
+        record.as_dict(), status_code=status, headers={"ETag": f'"{record.version}"'}
+    )
+
+
+async def create_records(request: Request) -> Response:
+    check_params(request.query_params, ())
+    items = _record_items(await json_body(request))
+    records = await service(request).create_records(
+        principal(request), request.path_params["type"], items
+    )
+    return JSONResponse({"records": [r.as_dict() for r in records]}, status_code=201)
+
+
+async def upsert_records(request: Request) -> Response:
+    check_params(request.query_params, ("on",))
+    on = request.query_params.get("on", "external_id")
+    items = _record_items(await json_body(request))
+    result = await service(request).upsert_records(
+        principal(request), request.path_params["type"], on, items
+    )
+    return JSONResponse(
+        {
+            "records": [r.as_dict() for r in result.records],
+            "created": result.created,
+            "updated": result.updated,
+        }
+    )
+
+
+async def list_records(request: Request) -> Response:
+    query, cursor = query_params.parse_list_params(request)
+    result = await service(request).list_records(
+        principal(request), request.path_params["type"], query, cursor
+    )
+    body: dict[str, Any] = {
+        "records": [r.as_dict() for r in result.records],
+        "next_cursor": result.next_cursor,
+    }
+    if result.count is not None:
+        body["count"] = result.count
+    return JSONResponse(body)
+
+
+async def get_record(request: Request) -> Response:
+    check_params(request.query_params, ())
+    record = await service(request).get_record(
+        principal(request), request.path_params["type"], request.path_params["id"]
+    )
+    return _record_response(record)
+
+
+async def patch_record(request: Request) -> Response:
+    return await _update(request, merge=True)
+
+
+async def put_record(request: Request) -> Response:
+    return await _update(request, merge=False)
+
+
+async def _update(request: Request, *, merge: bool) -> Response:
+    check_params(request.query_params, ())
+    item = _one_item(await json_body(request))
+    record = await service(request).update_record(
+        principal(request),
+        request.path_params["type"],
+        request.path_params["id"],
+        item,
+        if_match=_if_match(request),
+        merge=merge,
+    )
+    return _record_response(record)
+
+
+async def delete_record(request: Request) -> Response:
+    check_params(request.query_params, ())
+    await service(request).delete_record(
+        principal(request),
+        request.path_params["type"],
+        request.path_params["id"],
+        if_match=_if_match(request),
+    )
+    return Response(status_code=204)
+
+
+def routes() -> list[Route]:
+    t = "/v1/types"
+    r = t + "/{type}/records"
+    return [
+        Route(t, list_types, methods=["GET"]),
+        Route(t, create_type, methods=["POST"]),
+        Route(t + "/{type}", get_type, methods=["GET"]),
+        Route(t + "/{type}", update_type, methods=["PATCH"]),
+        Route(t + "/{type}", delete_type, methods=["DELETE"]),
+        Route(r, create_records, methods=["POST"]),
+        Route(r, upsert_records, methods=["PUT"]),
+        Route(r, list_records, methods=["GET"]),
+        Route(r + "/{id}", get_record, methods=["GET"]),
+        Route(r + "/{id}", patch_record, methods=["PATCH"]),
+        Route(r + "/{id}", put_record, methods=["PUT"]),
+        Route(r + "/{id}", delete_record, methods=["DELETE"]),
+    ]
+
+
+__all__ = ["DEFAULT_SORT", "Query", "bool_param", "int_param", "render_problem", "routes"]
