@@ -62,8 +62,11 @@ class Loaded:
 
 TYPES = (
     # the 1M read set; customer is a declared index, status is not
-    {"key": "items", "schema": SCHEMA,
-     "indexes": [{"name": "by_customer", "fields": ["data.customer"]}]},
+    {
+        "key": "items",
+        "schema": SCHEMA,
+        "indexes": [{"name": "by_customer", "fields": ["data.customer"]}],
+    },
     {"key": "writes", "schema": SCHEMA},
     {"key": "upserts", "schema": SCHEMA},
 )

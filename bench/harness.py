@@ -35,8 +35,20 @@ KEYWORDS_LOG = {
     "metadata": {"env": "bench", "region": "eu"},
     "status_code": 200,
 }
-RECORD_COLUMNS = ("id", "name", "external_id", "owner", "data", "description", "attachments",
-                  "version", "created_at", "updated_at", "created_by", "updated_by")
+RECORD_COLUMNS = (
+    "id",
+    "name",
+    "external_id",
+    "owner",
+    "data",
+    "description",
+    "attachments",
+    "version",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "updated_by",
+)
 
 
 class Bench:
@@ -74,13 +86,27 @@ class Bench:
 
     # measures -----------------------------------------------------------------------------
 
-    def http(self, label: str, url: str, method: str = "GET", body: str = "",
-             paths: list[str] | None = None, auth: str = "", unit: str = "req/s",
-             per_request: int = 1, upsert: int = 0) -> Measure:
-        env = {"BENCH_METHOD": method, "BENCH_BODY": body, "BENCH_AUTH": auth,
-               "BENCH_PATHS": self.file(f"paths-{abs(hash(label))}.txt",
-                                        "\n".join(paths).encode()) if paths else "",
-               "BENCH_UPSERT": str(upsert) if upsert else ""}
+    def http(
+        self,
+        label: str,
+        url: str,
+        method: str = "GET",
+        body: str = "",
+        paths: list[str] | None = None,
+        auth: str = "",
+        unit: str = "req/s",
+        per_request: int = 1,
+        upsert: int = 0,
+    ) -> Measure:
+        env = {
+            "BENCH_METHOD": method,
+            "BENCH_BODY": body,
+            "BENCH_AUTH": auth,
+            "BENCH_PATHS": self.file(f"paths-{abs(hash(label))}.txt", "\n".join(paths).encode())
+            if paths
+            else "",
+            "BENCH_UPSERT": str(upsert) if upsert else "",
+        }
 
         def run() -> Sample:
             r = procs.wrk(url, self.args.seconds, self.conns, env)
@@ -88,12 +114,14 @@ class Bench:
 
         return Measure(label, unit, run)
 
-    def ref(self, label: str, kind: str, where: str, spec: str, unit: str,
-            rows: bool = False) -> Measure:
+    def ref(
+        self, label: str, kind: str, where: str, spec: str, unit: str, rows: bool = False
+    ) -> Measure:
         def run() -> Sample:
             r = procs.reference(kind, self.args.seconds, where, spec)
-            return Sample(r["row_rate"] if rows else r["rate"], r["p99_ms"],
-                          note="; ".join(r.get("plan", [])))
+            return Sample(
+                r["row_rate"] if rows else r["rate"], r["p99_ms"], note="; ".join(r.get("plan", []))
+            )
 
         return Measure(label, unit, run)
 
@@ -123,24 +151,27 @@ class Bench:
     def start_recordbase(self, name: str, url: str) -> str:
         port = procs.free_port()
         exe = str(Path(__import__("sys").executable).parent / "recordbase")
-        proc = self.procs.start(name, [exe, "serve", "--db", url, "--port", str(port)],
-                                env={"RECORDBASE_LOG_LEVEL": "warning"})
+        proc = self.procs.start(
+            name,
+            [exe, "serve", "--db", url, "--port", str(port)],
+            env={"RECORDBASE_LOG_LEVEL": "warning"},
+        )
         base = f"http://127.0.0.1:{port}"
         procs.wait_http(base + "/healthz", proc)
         return base
 
     def start_echo(self) -> str:
         port = procs.free_port()
-        proc = self.procs.start("echo", [__import__("sys").executable,
-                                         str(procs.BENCH / "echo_app.py"), str(port)])
+        proc = self.procs.start(
+            "echo", [__import__("sys").executable, str(procs.BENCH / "echo_app.py"), str(port)]
+        )
         base = f"http://127.0.0.1:{port}"
         procs.wait_http(base + "/", proc)
         return base
 
     def start_datasette(self) -> tuple[str, str] | str:
         """(base URL, bearer token), or the reason it is not measured."""
-        exe, version = procs.ensure_datasette(install=not (self.args.no_install or
-                                                           self.args.smoke))
+        exe, version = procs.ensure_datasette(install=not (self.args.no_install or self.args.smoke))
         if exe is None:
             return version
         self.ds_version = version
@@ -153,13 +184,32 @@ class Bench:
             Path(str(cached) + ".tmp").rename(cached)
         shutil.copyfile(cached, db)
         secret = "bench-" + _digest(str(time.time()).encode())
-        token = subprocess.run([str(exe), "create-token", "root", "--secret", secret],
-                               capture_output=True, text=True, timeout=120, check=True)
+        token = subprocess.run(
+            [str(exe), "create-token", "root", "--secret", secret],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         port = procs.free_port()
-        proc = self.procs.start("datasette", [
-            str(exe), "serve", str(db), "--host", "127.0.0.1", "--port", str(port), "--root",
-            "--secret", secret, "--setting", "sql_time_limit_ms", "30000",
-        ])
+        proc = self.procs.start(
+            "datasette",
+            [
+                str(exe),
+                "serve",
+                str(db),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--root",
+                "--secret",
+                secret,
+                "--setting",
+                "sql_time_limit_ms",
+                "30000",
+            ],
+        )
         base = f"http://127.0.0.1:{port}"
         procs.wait_http(base + "/-/versions.json", proc)
         return base, "Bearer " + token.stdout.strip().splitlines()[-1]
@@ -184,29 +234,38 @@ class Bench:
             if s.skip:
                 self.log(f"skip {s.name} ({s.backend}): {s.skip}")
                 continue
-            self.log(f"{s.name} ({s.backend}): {s.a.label} vs "
-                     f"{', '.join(m.label for m in s.refs) or 'nothing'}")
+            self.log(
+                f"{s.name} ({s.backend}): {s.a.label} vs "
+                f"{', '.join(m.label for m in s.refs) or 'nothing'}"
+            )
             s.run(self.args.rounds, self.log)
         extra = [validation_row()]
-        head = (f"\nmachine: {machine()}\nwrk -t1 -c{self.conns} -d{self.args.seconds:g}s, "
-                f"{self.args.rounds} round(s), {self.args.records:,} records in the read set"
-                + (f"; {getattr(self, 'ds_version', '')}" if self.ds else "") + "\n\n")
+        head = (
+            f"\nmachine: {machine()}\nwrk -t1 -c{self.conns} -d{self.args.seconds:g}s, "
+            f"{self.args.rounds} round(s), {self.args.records:,} records in the read set"
+            + (f"; {getattr(self, 'ds_version', '')}" if self.ds else "")
+            + "\n\n"
+        )
         return head + table(scenarios, extra)
 
     def backend(self, backend: str) -> list[Scenario]:
         if backend == "sqlite":
             url = str(self.work / "recordbase.db")
-            key = _digest(b"".join(p.read_bytes() for p in sorted(_migrations().glob("*/*.sql")))
-                          + Path(data.__file__).read_bytes())
+            key = _digest(
+                b"".join(p.read_bytes() for p in sorted(_migrations().glob("*/*.sql")))
+                + Path(data.__file__).read_bytes()
+            )
             loaded = self.load(url, key)
             base = self.start_recordbase("recordbase-sqlite", url)
             return self.scenarios("sqlite", base, loaded, url)
         if backend == "postgres":
             reason = postgres_reason(self.args.pg_url)
             if reason:
-                return [_skipped(n, "postgres", reason) for n in
-                        ("create", "batch", "upsert", "filter", "indexed", "keyset")
-                        if self.on(n)]
+                return [
+                    _skipped(n, "postgres", reason)
+                    for n in ("create", "batch", "upsert", "filter", "indexed", "keyset")
+                    if self.on(n)
+                ]
             url = fresh_pg_database(self.args.pg_url, "recordbase_bench")
             loaded = self.load(url, None)
             base = self.start_recordbase("recordbase-postgres", url)
@@ -230,9 +289,15 @@ def validation_row() -> list[str]:
     n = 100_000
     per = min(timeit.repeat(lambda: validate(record, "/data"), number=n, repeat=3)) / n * 1e6
     rust = type(validation._compile(data.SCHEMA)).__module__.split(".")[0]
-    return ["validation (T5)", f"{per:.2f} µs per record", f"validator from {rust}", "", "",
-            "T5 ≤ 10 µs; no pure-Python validator", "met" if per <= 10 and
-            rust == "jsonschema_rs" else "SHORT"]
+    return [
+        "validation (T5)",
+        f"{per:.2f} µs per record",
+        f"validator from {rust}",
+        "",
+        "",
+        "T5 ≤ 10 µs; no pure-Python validator",
+        "met" if per <= 10 and rust == "jsonschema_rs" else "SHORT",
+    ]
 
 
 def postgres_reason(pg_url: str) -> str:

@@ -45,12 +45,14 @@ def ensure_wrk() -> str:
     if os.geteuid() == 0 and shutil.which("apt-get"):
         print("installing wrk (apt-get install -y wrk) ...", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        run = subprocess.run(["apt-get", "install", "-y", "wrk"], env=env, capture_output=True,
-                             timeout=300)
+        run = subprocess.run(
+            ["apt-get", "install", "-y", "wrk"], env=env, capture_output=True, timeout=300
+        )
         if run.returncode != 0:
             subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=300)
-            subprocess.run(["apt-get", "install", "-y", "wrk"], env=env, capture_output=True,
-                           timeout=300)
+            subprocess.run(
+                ["apt-get", "install", "-y", "wrk"], env=env, capture_output=True, timeout=300
+            )
     found = shutil.which("wrk")
     if not found:
         raise SystemExit("wrk is missing and could not be installed: apt-get install wrk")
@@ -66,7 +68,8 @@ def ensure_datasette(install: bool) -> tuple[Path | None, str]:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
         subprocess.run(
             [str(venv / "bin" / "pip"), "install", "-q", "--pre", "datasette>=1.0a0,<1.1"],
-            check=True, timeout=600,
+            check=True,
+            timeout=600,
         )
     if not exe.exists():
         return None, "Datasette is not installed in bench/.venv (a full run installs it)"
@@ -81,12 +84,21 @@ class Procs:
         self.workdir = workdir
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
-              cpu: int | None = SERVER_CPU) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        cpu: int | None = SERVER_CPU,
+    ) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the child
         proc = subprocess.Popen(
-            (pin(cpu) if cpu is not None else []) + argv, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})}, start_new_session=True, cwd=self.workdir,
+            (pin(cpu) if cpu is not None else []) + argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            cwd=self.workdir,
         )
         self.children.append((name, proc))
         return proc
@@ -129,8 +141,9 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> 
     raise RuntimeError(f"{url}: no answer within {timeout} s")
 
 
-def request(method: str, url: str, body: bytes | None = None,
-            auth: str | None = None) -> tuple[int, Any]:
+def request(
+    method: str, url: str, body: bytes | None = None, auth: str | None = None
+) -> tuple[int, Any]:
     """One plain HTTP request (for set-up and probes): status and parsed JSON body."""
     req = urllib.request.Request(url, data=body, method=method)
     req.add_header("Content-Type", "application/json")
@@ -149,23 +162,40 @@ def request(method: str, url: str, body: bytes | None = None,
 
 def wrk(url: str, seconds: float, connections: int, env: dict[str, str]) -> dict[str, Any]:
     """Drive `url` for `seconds` with wrk (one thread, on the load core); throughput and p99."""
-    argv = pin(LOAD_CPU) + [
-        "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency",
-        f"--timeout={max(2, int(seconds))}s", "-s", str(BENCH / "lua" / "request.lua"), url,
+    argv = [
+        *pin(LOAD_CPU),
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--latency",
+        f"--timeout={max(2, int(seconds))}s",
+        "-s",
+        str(BENCH / "lua" / "request.lua"),
+        url,
     ]
     out = _run(argv, seconds, env)
     result = _benchjson(out, argv)
     elapsed = result["duration_us"] / 1e6
     result["rate"] = result["requests"] / elapsed if elapsed else 0.0
-    result["failed"] = sum(result[k] for k in ("connect_errors", "read_errors", "write_errors",
-                                               "status_errors", "timeouts"))
+    result["failed"] = sum(
+        result[k]
+        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+    )
     return result
 
 
 def reference(kind: str, seconds: float, where: str, spec: str) -> dict[str, Any]:
     """A raw reference from refs.py, in its own process on the server's core."""
-    argv = pin(SERVER_CPU) + [sys.executable, str(BENCH / "refs.py"), kind, f"{seconds:g}",
-                              where, spec]
+    argv = [
+        *pin(SERVER_CPU),
+        sys.executable,
+        str(BENCH / "refs.py"),
+        kind,
+        f"{seconds:g}",
+        where,
+        spec,
+    ]
     result = _benchjson(_run(argv, seconds, {}), argv)
     result["rate"] = result["ops"] / result["seconds"]
     result["row_rate"] = result["rows"] / result["seconds"]
@@ -173,8 +203,13 @@ def reference(kind: str, seconds: float, where: str, spec: str) -> dict[str, Any
 
 
 def _run(argv: list[str], seconds: float, env: dict[str, str]) -> str:
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, **env}, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+        start_new_session=True,
+    )
     try:
         out, _ = proc.communicate(timeout=seconds + 60)
     except subprocess.TimeoutExpired:
@@ -187,6 +222,6 @@ def _run(argv: list[str], seconds: float, env: dict[str, str]) -> str:
 def _benchjson(out: str, argv: list[str]) -> dict[str, Any]:
     for line in out.splitlines():
         if line.startswith("BENCHJSON "):
-            parsed: dict[str, Any] = orjson.loads(line[len("BENCHJSON "):])
+            parsed: dict[str, Any] = orjson.loads(line[len("BENCHJSON ") :])
             return parsed
     raise RuntimeError(f"no result from {' '.join(argv)}:\n{out[-2000:]}")

@@ -35,19 +35,31 @@ def _reexec_in_project_venv() -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--smoke", action="store_true",
-                   help="a few seconds: tiny data, 1 s per measure, one round (CI)")
-    p.add_argument("--scenarios", default="",
-                   help="comma list of: create,batch,upsert,filter,indexed,keyset,keywords")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a few seconds: tiny data, 1 s per measure, one round (CI)",
+    )
+    p.add_argument(
+        "--scenarios",
+        default="",
+        help="comma list of: create,batch,upsert,filter,indexed,keyset,keywords",
+    )
     p.add_argument("--backends", default="sqlite,postgres")
     p.add_argument("--seconds", type=float, help="per measurement (default 10; smoke 1)")
     p.add_argument("--rounds", type=int, help="A B rounds per scenario (default 3; smoke 1)")
     p.add_argument("--records", type=int, help="read-set size (default 1,000,000; smoke 2,000)")
     p.add_argument("--connections", type=int, help="wrk connections (default 32; smoke 4)")
-    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
-                   help="a PostgreSQL to create the bench databases in")
-    p.add_argument("--no-install", action="store_true",
-                   help="do not install wrk or Datasette; skip what is missing")
+    p.add_argument(
+        "--pg-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a PostgreSQL to create the bench databases in",
+    )
+    p.add_argument(
+        "--no-install",
+        action="store_true",
+        help="do not install wrk or Datasette; skip what is missing",
+    )
     p.add_argument("--workdir", default=str(ROOT / "bench" / ".work"))
     args = p.parse_args(argv)
     smoke = args.smoke
@@ -85,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         print(bench.run(), flush=True)
     finally:
         running.stop_all()
-    print(f"\n(bench took {time.monotonic() - started:.0f} s; every process it started is "
-          "stopped)", flush=True)
+    print(
+        f"\n(bench took {time.monotonic() - started:.0f} s; every process it started is stopped)",
+        flush=True,
+    )
     return 0
 
 

@@ -58,8 +58,10 @@ class Scenario:
                 sample = m.run()
                 m.samples.append(sample)
                 extra = f" ({sample.failed} failed)" if sample.failed else ""
-                log(f"  [{self.name}/{self.backend}] round {r + 1}: {m.label}: "
-                    f"{sample.rate:,.0f} {m.unit}, p99 {sample.p99_ms:.1f} ms{extra}")
+                log(
+                    f"  [{self.name}/{self.backend}] round {r + 1}: {m.label}: "
+                    f"{sample.rate:,.0f} {m.unit}, p99 {sample.p99_ms:.1f} ms{extra}"
+                )
 
 
 def spread(values: list[float], fmt: Callable[[float], str]) -> str:
@@ -68,7 +70,7 @@ def spread(values: list[float], fmt: Callable[[float], str]) -> str:
     med = statistics.median(values)
     if len(values) == 1:
         return fmt(med)
-    return f"{fmt(med)} [{fmt(min(values))}–{fmt(max(values))}]"
+    return f"{fmt(med)} [{fmt(min(values))}\u2013{fmt(max(values))}]"  # an en dash
 
 
 def ratios(a: Measure, b: Measure) -> list[float]:
@@ -93,8 +95,7 @@ def verdict(values: list[float], t: Target) -> str:
 
 
 def table(scenarios: list[Scenario], extra_rows: list[list[str]]) -> str:
-    head = ["scenario", "recordbase", "reference", "reference figure", "ratio", "target",
-            "verdict"]
+    head = ["scenario", "recordbase", "reference", "reference figure", "ratio", "target", "verdict"]
     rows: list[list[str]] = []
     for s in scenarios:
         title = f"{s.name} ({s.backend})"
@@ -111,26 +112,49 @@ def table(scenarios: list[Scenario], extra_rows: list[list[str]]) -> str:
             goal = "" if t.at_least is None else f"{t.name} ≥ {_ratio(t.at_least, t.times)}"
             if t.stretch is not None:
                 goal += f" (stretch {_ratio(t.stretch, t.times)})"
-            rows.append([
-                title, a_fig, ref.label,
-                spread([x.rate for x in ref.samples], _num) + f" {ref.unit}",
-                spread(values, lambda v, t=t: _ratio(v, t.times)), goal, verdict(values, t),
-            ])
+            rows.append(
+                [
+                    title,
+                    a_fig,
+                    ref.label,
+                    spread([x.rate for x in ref.samples], _num) + f" {ref.unit}",
+                    spread(values, lambda v, t=t: _ratio(v, t.times)),
+                    goal,
+                    verdict(values, t),
+                ]
+            )
             if t.p99_at_most is not None:
-                p99s = [x.p99_ms / y.p99_ms for x, y in zip(s.a.samples, ref.samples,
-                                                              strict=False) if y.p99_ms]
+                p99s = [
+                    x.p99_ms / y.p99_ms
+                    for x, y in zip(s.a.samples, ref.samples, strict=False)
+                    if y.p99_ms
+                ]
                 ok = p99s and statistics.median(p99s) <= t.p99_at_most
-                rows.append([
-                    title + " p99", spread([x.p99_ms for x in s.a.samples], _num) + " ms",
-                    ref.label, spread([x.p99_ms for x in ref.samples], _num) + " ms",
-                    spread(p99s, lambda v: f"{v:.1f}x"), f"{t.name} p99 ≤ {t.p99_at_most:g}x",
-                    "met" if ok else "SHORT",
-                ])
+                rows.append(
+                    [
+                        title + " p99",
+                        spread([x.p99_ms for x in s.a.samples], _num) + " ms",
+                        ref.label,
+                        spread([x.p99_ms for x in ref.samples], _num) + " ms",
+                        spread(p99s, lambda v: f"{v:.1f}x"),
+                        f"{t.name} p99 ≤ {t.p99_at_most:g}x",
+                        "met" if ok else "SHORT",
+                    ]
+                )
         if s.p99_limit_ms is not None:
             p99s = [x.p99_ms for x in s.a.samples]
             ok = p99s and statistics.median(p99s) <= s.p99_limit_ms
-            rows.append([title + " p99", spread(p99s, _num) + " ms", "", "", "",
-                         f"{s.p99_target} p99 ≤ {s.p99_limit_ms:g} ms", "met" if ok else "SHORT"])
+            rows.append(
+                [
+                    title + " p99",
+                    spread(p99s, _num) + " ms",
+                    "",
+                    "",
+                    "",
+                    f"{s.p99_target} p99 ≤ {s.p99_limit_ms:g} ms",
+                    "met" if ok else "SHORT",
+                ]
+            )
     rows += extra_rows
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -140,8 +164,12 @@ def table(scenarios: list[Scenario], extra_rows: list[list[str]]) -> str:
 def results_json(scenarios: list[Scenario]) -> list[dict[str, Any]]:
     out = []
     for s in scenarios:
-        out.append({
-            "scenario": s.name, "backend": s.backend, "skip": s.skip,
-            "measures": {m.label: [vars(x) for x in m.samples] for m in (s.a, *s.refs)},
-        })
+        out.append(
+            {
+                "scenario": s.name,
+                "backend": s.backend,
+                "skip": s.skip,
+                "measures": {m.label: [vars(x) for x in m.samples] for m in (s.a, *s.refs)},
+            }
+        )
     return out

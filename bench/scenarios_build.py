@@ -38,8 +38,9 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
         if b.on(name):
             out.append(make())
 
-    def probe_or(name: str, method: str, path: str, body: str, ok: tuple[int, ...],
-                 make: Any) -> Scenario:
+    def probe_or(
+        name: str, method: str, path: str, body: str, ok: tuple[int, ...], make: Any
+    ) -> Scenario:
         reason = _probe(method, base + path, body, auth, ok)
         return _skipped(name, backend, reason) if reason else make()
 
@@ -49,16 +50,19 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
     def ds_measure(label: str, path: str, body: str, unit: str, per: int) -> Measure | None:
         if ds is None:
             return None
-        return b.http(label, ds[0] + path, "POST", body, auth=ds_auth, unit=unit,
-                      per_request=per)
+        return b.http(label, ds[0] + path, "POST", body, auth=ds_auth, unit=unit, per_request=per)
 
     def create() -> Scenario:
-        a = b.http("recordbase create 1", base + f"{T}/writes/records", "POST", b.create_body,
-                   auth=auth)
+        a = b.http(
+            "recordbase create 1", base + f"{T}/writes/records", "POST", b.create_body, auth=auth
+        )
         refs = [b.http("echo (bare framework)", b.echo + "/echo", "POST", b.create_body)]
         targets = [Target("echo (bare framework)", "T1", 0.50, 0.65, p99_at_most=3.0)]
-        if sqlite and ds and _probe("POST", ds[0] + "/ds/rows/-/insert", b.ds_one, ds_auth,
-                                    (200, 201)) is None:
+        if (
+            sqlite
+            and ds
+            and _probe("POST", ds[0] + "/ds/rows/-/insert", b.ds_one, ds_auth, (200, 201)) is None
+        ):
             m = ds_measure("Datasette insert 1", "/ds/rows/-/insert", b.ds_one, "req/s", 1)
             refs.append(m)  # type: ignore[arg-type]
             targets.append(Target("Datasette insert 1", "T3", 15.0, times=True))
@@ -68,16 +72,35 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
         return Scenario("create 1", backend, a, refs, targets)
 
     def batch() -> Scenario:
-        a = b.http("recordbase batch 100", base + f"{T}/writes/records", "POST", b.batch_body,
-                   auth=auth, unit="rows/s", per_request=100)
+        a = b.http(
+            "recordbase batch 100",
+            base + f"{T}/writes/records",
+            "POST",
+            b.batch_body,
+            auth=auth,
+            unit="rows/s",
+            per_request=100,
+        )
         if sqlite:
-            refs = [b.ref("raw SQLite executemany 100", "sqlite-batch", str(b.work),
-                          b.batch_body, "rows/s", rows=True)]
+            refs = [
+                b.ref(
+                    "raw SQLite executemany 100",
+                    "sqlite-batch",
+                    str(b.work),
+                    b.batch_body,
+                    "rows/s",
+                    rows=True,
+                )
+            ]
             targets = [Target(refs[0].label, "T2", 0.25, 0.35)]
-            if ds and _probe("POST", ds[0] + "/ds/rows/-/insert", b.ds_many, ds_auth,
-                             (200, 201)) is None:
-                m = ds_measure("Datasette insert 100", "/ds/rows/-/insert", b.ds_many,
-                               "rows/s", 100)
+            if (
+                ds
+                and _probe("POST", ds[0] + "/ds/rows/-/insert", b.ds_many, ds_auth, (200, 201))
+                is None
+            ):
+                m = ds_measure(
+                    "Datasette insert 100", "/ds/rows/-/insert", b.ds_many, "rows/s", 100
+                )
                 refs.append(m)  # type: ignore[arg-type]
                 targets.append(Target("Datasette insert 100", "T3", 5.0, times=True))
         else:
@@ -90,8 +113,9 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
 
     def upsert() -> Scenario:
         path = f"{T}/upserts/records?on=external_id"
-        a = b.http("recordbase upsert 1", base + path, "PUT", b.upsert_body, auth=auth,
-                   upsert=10_000)
+        a = b.http(
+            "recordbase upsert 1", base + path, "PUT", b.upsert_body, auth=auth, upsert=10_000
+        )
         refs = [b.http("echo (bare framework)", b.echo + "/echo", "PUT", b.upsert_body)]
         return Scenario("upsert by external id", backend, a, refs, [Target(refs[0].label, "")])
 
@@ -108,15 +132,24 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
 
     def filtered() -> Scenario:
         paths = [f"{T}/items/records?data.status__eq={s}&limit=100" for s in data.STATUSES]
-        a = b.http("recordbase filtered list", base + paths[0], paths=paths, auth=auth,
-                   unit="q/s")
-        refs = query_ref("raw SQLite query + JSON", "json_extract(data, '$.status') = ?",
-                         [[s] for s in data.STATUSES])
+        a = b.http("recordbase filtered list", base + paths[0], paths=paths, auth=auth, unit="q/s")
+        refs = query_ref(
+            "raw SQLite query + JSON",
+            "json_extract(data, '$.status') = ?",
+            [[s] for s in data.STATUSES],
+        )
         targets = [Target(r.label, "T4", 0.70) for r in refs]
         if sqlite and ds:
             ds_paths = [f"/ds/items.json?status={s}&_size=100" for s in data.STATUSES]
-            refs.append(b.http("Datasette filtered table JSON", ds[0] + ds_paths[0],
-                               paths=ds_paths, auth=ds_auth, unit="q/s"))
+            refs.append(
+                b.http(
+                    "Datasette filtered table JSON",
+                    ds[0] + ds_paths[0],
+                    paths=ds_paths,
+                    auth=ds_auth,
+                    unit="q/s",
+                )
+            )
             targets.append(Target(refs[-1].label, "T3", 4.0, times=True))
         s = Scenario(f"filtered list, unindexed, {records:,}", backend, a, refs, targets)
         s.p99_limit_ms, s.p99_target = 100.0, "T4"
@@ -125,12 +158,25 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
     def indexed() -> Scenario:
         customers = [f"c-{(i * 37) % data.CUSTOMERS}" for i in range(200)]
         paths = [f"{T}/items/records?data.customer__eq={c}&limit=100" for c in customers]
-        a = b.http("recordbase filtered list (indexed)", base + paths[0], paths=paths,
-                   auth=auth, unit="q/s")
-        refs = query_ref("raw SQLite query + JSON", "json_extract(data, '$.customer') = ?",
-                         [[c] for c in customers])
-        return Scenario(f"filtered list, indexed, {records:,}", backend, a, refs,
-                        [Target(r.label, "") for r in refs])
+        a = b.http(
+            "recordbase filtered list (indexed)",
+            base + paths[0],
+            paths=paths,
+            auth=auth,
+            unit="q/s",
+        )
+        refs = query_ref(
+            "raw SQLite query + JSON",
+            "json_extract(data, '$.customer') = ?",
+            [[c] for c in customers],
+        )
+        return Scenario(
+            f"filtered list, indexed, {records:,}",
+            backend,
+            a,
+            refs,
+            [Target(r.label, "") for r in refs],
+        )
 
     def keyset() -> Scenario:
         if loaded.deep_cursor is None:
@@ -138,36 +184,84 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
         path = f"{T}/items/records?limit=100&cursor={loaded.deep_cursor}"
         a = b.http("recordbase keyset page", base + path, auth=auth, unit="q/s")
         after = loaded.deep_after or ("", "")
-        refs = query_ref("raw SQLite keyset + JSON",
-                         "(created_at > ? OR (created_at = ? AND id > ?))",
-                         [[after[0], after[0], after[1]]])
-        return Scenario(f"keyset page at {int(records * 0.9):,}", backend, a, refs,
-                        [Target(r.label, "") for r in refs])
+        refs = query_ref(
+            "raw SQLite keyset + JSON",
+            "(created_at > ? OR (created_at = ? AND id > ?))",
+            [[after[0], after[0], after[1]]],
+        )
+        return Scenario(
+            f"keyset page at {int(records * 0.9):,}",
+            backend,
+            a,
+            refs,
+            [Target(r.label, "") for r in refs],
+        )
 
     def keywords() -> Scenario:
-        a = b.http("recordbase Keywords AI log", base + "/api/request-logs/", "POST", b.kw_body,
-                   auth=auth)
+        a = b.http(
+            "recordbase Keywords AI log", base + "/api/request-logs/", "POST", b.kw_body, auth=auth
+        )
         refs = [b.http("echo (bare framework)", b.echo + "/echo", "POST", b.kw_body)]
         return Scenario("Keywords AI log create", backend, a, refs, [Target(refs[0].label, "")])
 
-    add("create", lambda: probe_or("create 1", "POST", f"{T}/writes/records", b.create_body,
-                                   (201,), create))
-    add("batch", lambda: probe_or("batch 100", "POST", f"{T}/writes/records", b.batch_body,
-                                  (201,), batch))
-    add("upsert", lambda: probe_or("upsert by external id", "PUT",
-                                   f"{T}/upserts/records?on=external_id", b.upsert_body, (200,),
-                                   upsert))
-    add("filter", lambda: probe_or(f"filtered list, unindexed, {records:,}", "GET",
-                                   f"{T}/items/records?data.status__eq=open&limit=100", "",
-                                   (200,), filtered))
-    add("indexed", lambda: probe_or(f"filtered list, indexed, {records:,}", "GET",
-                                    f"{T}/items/records?data.customer__eq=c-1&limit=100", "",
-                                    (200,), indexed))
-    add("keyset", lambda: probe_or(f"keyset page at {int(records * 0.9):,}", "GET",
-                                   f"{T}/items/records?limit=100&cursor={loaded.deep_cursor}",
-                                   "", (200,), keyset))
-    add("keywords", lambda: probe_or("Keywords AI log create", "POST", "/api/request-logs/",
-                                     b.kw_body, (200, 201), keywords))
+    add(
+        "create",
+        lambda: probe_or("create 1", "POST", f"{T}/writes/records", b.create_body, (201,), create),
+    )
+    add(
+        "batch",
+        lambda: probe_or("batch 100", "POST", f"{T}/writes/records", b.batch_body, (201,), batch),
+    )
+    add(
+        "upsert",
+        lambda: probe_or(
+            "upsert by external id",
+            "PUT",
+            f"{T}/upserts/records?on=external_id",
+            b.upsert_body,
+            (200,),
+            upsert,
+        ),
+    )
+    add(
+        "filter",
+        lambda: probe_or(
+            f"filtered list, unindexed, {records:,}",
+            "GET",
+            f"{T}/items/records?data.status__eq=open&limit=100",
+            "",
+            (200,),
+            filtered,
+        ),
+    )
+    add(
+        "indexed",
+        lambda: probe_or(
+            f"filtered list, indexed, {records:,}",
+            "GET",
+            f"{T}/items/records?data.customer__eq=c-1&limit=100",
+            "",
+            (200,),
+            indexed,
+        ),
+    )
+    add(
+        "keyset",
+        lambda: probe_or(
+            f"keyset page at {int(records * 0.9):,}",
+            "GET",
+            f"{T}/items/records?limit=100&cursor={loaded.deep_cursor}",
+            "",
+            (200,),
+            keyset,
+        ),
+    )
+    add(
+        "keywords",
+        lambda: probe_or(
+            "Keywords AI log create", "POST", "/api/request-logs/", b.kw_body, (200, 201), keywords
+        ),
+    )
     return out
 
 

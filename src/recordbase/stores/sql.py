@@ -25,6 +25,11 @@ SYSTEM_COLUMNS = {
 }
 
 
+# System columns that are never NULL: their sort needs no NULLS clause (which would keep SQLite
+# from reading an index in order) and their keyset can be one row-value comparison.
+NOT_NULL = frozenset({"id", "created_at", "updated_at", "version"})
+
+
 @dataclass
 class Dialect:
     name: str  # "sqlite" | "postgres"
@@ -168,12 +173,24 @@ class Compiler:
         for key in sort:
             direction = "DESC" if key.descending else "ASC"
             nulls = "NULLS LAST" if not key.descending else "NULLS FIRST"
-            parts.append(f"{self.column(key.path)} {direction} {nulls}")
+            if key.path[0] in NOT_NULL:
+                nulls = ""
+            parts.append(f"{self.column(key.path)} {direction} {nulls}".rstrip())
         return ", ".join(parts)
 
     def keyset(self, sort: tuple[SortKey, ...], after: tuple[Any, ...]) -> str:
         """Rows strictly after `after` (the sort values) in the order of `order_by`."""
         keys = list(sort)
+        if (
+            all(k.path[0] in NOT_NULL and k.descending == keys[0].descending for k in keys)
+            and None not in after
+        ):
+            # One row-value comparison: both databases seek the (type, created_at, id) index
+            # to it, where the OR form below scanned from the first record (134 ms at 900,000
+            # records deep, against 0.1 ms; docs/performance.md).
+            cols = ", ".join(self.column(k.path) for k in keys)
+            marks = ", ".join(self.bind(v) for v in after[: len(keys)])
+            return f"(({cols}) {'<' if keys[0].descending else '>'} ({marks}))"
         ors = []
         for i, key in enumerate(keys):
             ands = []
