@@ -186,8 +186,9 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
         after = loaded.deep_after or ("", "")
         refs = query_ref(
             "raw SQLite keyset + JSON",
-            "(created_at > ? OR (created_at = ? AND id > ?))",
-            [[after[0], after[0], after[1]]],
+            # the row-value form seeks the index; the OR form scans from the first record
+            "(created_at, id) > (?, ?)",
+            [[after[0], after[1]]],
         )
         return Scenario(
             f"keyset page at {int(records * 0.9):,}",
