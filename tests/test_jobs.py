@@ -158,7 +158,9 @@ def test_a_dead_workers_job_is_resumed_without_repeating_items(
     portal = other.client.portal
     claimed, submitter = portal.call(b._claim)
     p = principal_from_dict(submitter)
-    items = portal.call(lambda: other.service.store.read(lambda tx: tx.pending_job_items(job["id"], 3)))
+    items = portal.call(
+        lambda: other.service.store.read(lambda tx: tx.pending_job_items(job["id"], 3))
+    )
     portal.call(b._apply_chunk, claimed, p, items)
     assert len(all_records(japi)) == 3
     assert run_jobs(japi) == 0  # B's lease still holds
