@@ -47,3 +47,5 @@ def test_serve_demo_prints_a_working_key(tmp_path: Path) -> None:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=15)
+        if process.stdout is not None:
+            process.stdout.close()
