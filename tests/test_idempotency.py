@@ -17,7 +17,7 @@ R = "/v1/types/contact/records"
 
 @pytest.fixture
 def iapi(make_api: Callable[..., Api], settings: Settings) -> Api:
-    api = make_api(settings.replace(job_worker=False))
+    api = make_api(settings)
     api.make_type("contact", unique_keys=[{"name": "by_email", "fields": ["data.email"]}])
     return api
 
@@ -117,5 +117,5 @@ def test_concurrent_retries_write_once(iapi: Api, prefer: str) -> None:
     assert all(b.json()["code"] == "idempotency_in_progress" for b in busy)
     assert len({a.text for a in done}) == 1  # the one response, replayed
     if prefer:
-        assert iapi.client.portal.call(iapi.service.run_pending_jobs) == 1  # type: ignore[union-attr]
+        assert iapi.run_jobs() == 1
     assert count(iapi) == 20

@@ -1,7 +1,7 @@
 """Jobs: Prefer: respond-async on the native write routes, GET /v1/jobs/{id}, exactly once.
 
-The background worker is off here: tests carry jobs out by calling `run_pending_jobs()`, so
-nothing depends on timing. tests/test_jobs_crash.py covers the worker of a real server.
+The background worker is off in tests (conftest `settings`): they carry jobs out with
+`api.run_jobs()`, so nothing depends on timing. tests/test_jobs_crash.py covers the worker of a real server.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ ASYNC = {"Prefer": "respond-async"}
 
 @pytest.fixture
 def japi(make_api: Callable[..., Api], settings: Settings) -> Api:
-    api = make_api(settings.replace(job_worker=False, job_chunk=3))
+    api = make_api(settings.replace(job_chunk=3))
     api.make_type("contact", unique_keys=[{"name": "by_email", "fields": ["data.email"]}])
     return api
 
 
 def run_jobs(api: Api) -> int:
-    done: int = api.client.portal.call(api.service.run_pending_jobs)  # type: ignore[union-attr]
-    return done
+    return api.run_jobs()
 
 
 def all_records(api: Api) -> list[dict[str, Any]]:
@@ -152,7 +151,7 @@ def test_a_dead_workers_job_is_resumed_without_repeating_items(
     japi: Api, make_api: Callable[..., Api], settings: Settings, clock: FakeClock
 ) -> None:
     """Worker B claims the job, applies one chunk and "dies"; A resumes it after the lease."""
-    other = make_api(settings.replace(job_worker=False, job_chunk=3))
+    other = make_api(settings.replace(job_chunk=3))
     job = submit(japi, "POST", R, json={"records": [{"data": {"n": i}} for i in range(8)]})
     b = other.service.jobs
     portal = other.client.portal

@@ -95,7 +95,10 @@ class JobsSql:
         sql = "INSERT INTO job_items (job_id, idx, payload) VALUES (?, ?, ?)"
         if self.placeholder != "?":
             sql = sql.replace("?", self.placeholder)
-        self.conn.executemany(sql, [(job.id, i, _json(item)) for i, item in enumerate(items)])
+        # A cursor's executemany: both sqlite3 and psycopg connections hand one out.
+        self.conn.cursor().executemany(
+            sql, [(job.id, i, _json(item)) for i, item in enumerate(items)]
+        )
 
     def get_job(self, project_id: str, job_id: str) -> Job | None:
         row = self._x(
