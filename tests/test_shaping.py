@@ -67,8 +67,10 @@ def test_computed_skipped_when_sent_and_unset_when_it_fails(api: Api) -> None:
     api.make_type("log", **DEFINITION)
     r = create(
         api,
-        {"model": "unknown", "usage": {"prompt_tokens": 3, "completion_tokens": 4,
-                                       "total_tokens": 100}},
+        {
+            "model": "unknown",
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 100},
+        },
     )
     data = r.json()["records"][0]["data"]
     assert data["usage"]["total_tokens"] == 100  # the client's value wins
@@ -155,8 +157,10 @@ def test_bad_definitions_are_400_naming_the_member(api: Api) -> None:
         ({"computed": {"name": "1"}}, "/computed/name"),
         ({"aliases": {"data.a": "owner"}}, "/aliases/data.a"),
         ({"read_only": ["data..x"]}, "/read_only/0"),
-        ({"discriminator": {"field": "data.kind", "cases": {"a": {"eval": []}}}},
-         "/discriminator/cases/a"),
+        (
+            {"discriminator": {"field": "data.kind", "cases": {"a": {"eval": []}}}},
+            "/discriminator/cases/a",
+        ),
         ({"constants": {"data": 1}}, "/constants/data"),
     ]
     for extra, path in cases:
