@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -42,13 +43,17 @@ def test_create_documented_example(api: Api) -> None:
     # gpt-4o: 2.5 and 10 USD per 1M tokens
     assert log["cost"] == pytest.approx((10 * 2.5 + 8 * 10.0) / 1e6)
     assert log["timestamp"].endswith("Z")
-    assert log["input"] == [{"role": "user", "content": "sample"}]  # chat: JSON text parsed
-    assert log["output"] == {"role": "assistant", "content": "response"}
+    # chat: the JSON text is stored as structure; the vendor renders text plus the structure
+    assert log["prompt_messages"] == [{"role": "user", "content": "sample"}]
+    assert log["completion_message"] == {"role": "assistant", "content": "response"}
+    assert json.loads(log["input"]) == log["prompt_messages"]
+    stored = api.get(f"/v1/types/request_log/records/{log['id']}").json()["data"]
+    assert stored["input"] == log["prompt_messages"]
     assert (log["prompt_tokens"], log["completion_tokens"], log["total_tokens"]) == (10, 8, 18)
     assert log["tokens_per_second"] == pytest.approx(8 / 1.2, abs=1e-3)
     got = api.get(f"/api/request-logs/{log['unique_id']}/")
     assert got.status_code == 200
-    assert got.json()["input"] == log["input"]
+    assert got.json()["prompt_messages"] == log["prompt_messages"]
 
 
 @pytest.mark.parametrize(
@@ -87,8 +92,8 @@ def test_old_names_defaults_computed_and_ignored_keys(api: Api) -> None:
     }
     log = create(api, body).json()
     assert log["latency"] == 0.5 and log["time_to_first_token"] == 0.1
-    assert log["input"] == body["prompt_messages"]
-    assert log["output"] == body["completion_message"]
+    assert log["prompt_messages"] == body["prompt_messages"]
+    assert log["completion_message"] == body["completion_message"]
     assert log["total_tokens"] == 150
     assert log["log_type"] == "chat"
     assert log["status"] == "error"

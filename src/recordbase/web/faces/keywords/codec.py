@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
+
 from recordbase.core.clock import utc_text
 from recordbase.core.query import And, Condition, Filter, SortKey
 from recordbase.core.records import Record
@@ -38,6 +40,8 @@ IGNORED_KEYS: Final = (
 )
 ALIASES: Final = tuple(a.split(".", 1)[1] for a in DEFINITION["aliases"])
 LOG_KEYS: Final = (*PROPERTIES, *ALIASES)
+# Log types whose logs also render prompt_messages / completion_message (the seed's type A-D).
+MESSAGE_TYPES: Final = ("chat", "completion", "response", "embedding")
 # Fields a PATCH may change; every other field of a stored log is immutable.
 UPDATABLE: Final = ("metadata", "custom_identifier", "note", "positive_feedback")
 USAGE_FIELDS: Final = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -130,6 +134,17 @@ def render_log(record: Record, organization_id: str) -> dict[str, Any]:
         "organization_id": organization_id,
         **data,
     }
+    # The vendor answers input/output as text, with the structure of message-style log types
+    # also under their older names (prompt_messages: a list, completion_message: an object).
+    for name, legacy, kind in (
+        ("input", "prompt_messages", list),
+        ("output", "completion_message", dict),
+    ):
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            out[name] = orjson.dumps(value).decode()
+            if data.get("log_type") in MESSAGE_TYPES and isinstance(value, kind):
+                out[legacy] = value
     for name in USAGE_FIELDS:
         out[name] = usage.get(name)
     out.setdefault("timestamp", utc_text(record.created_at))
