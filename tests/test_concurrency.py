@@ -11,7 +11,20 @@ from tests.server import cli, run_server
 
 
 def _key(db_url: str) -> dict[str, str]:
-    out = cli("keys", "create", "--db", db_url, "--project", "p1", "--scope", "admin")
+    out = cli(
+        "keys",
+        "create",
+        "--db",
+        db_url,
+        "--project",
+        "p1",
+        "--scope",
+        "admin",
+        "--rate",
+        "100000/s",
+        "--burst",
+        "100000",
+    )
     return {"Authorization": f"Bearer {out.strip().splitlines()[-1]}"}
 
 
