@@ -119,3 +119,21 @@ def test_concurrent_retries_write_once(iapi: Api, prefer: str) -> None:
     if prefer:
         assert iapi.run_jobs() == 1
     assert count(iapi) == 20
+
+
+def test_every_face_takes_the_key_and_answers_in_its_own_shape(iapi: Api) -> None:
+    """The Keywords AI face: replay without a second log, 422 as {"detail": ...}."""
+    log = {"model": "gpt-4o", "input": "hi", "output": "yo", "customer_identifier": "c1"}
+    headers = {"Idempotency-Key": "kw-1"}
+    first = iapi.post("/api/request-logs/", json=log, headers=headers)
+    assert first.status_code == 201, first.text
+    again = iapi.post("/api/request-logs/", json=log, headers=headers)
+    assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
+    other = iapi.post("/api/request-logs/", json={**log, "input": "other"}, headers=headers)
+    assert other.status_code == 422
+    assert other.json()["code"] == "idempotency_key_reused" and "detail" in other.json()
+    listed = iapi.post(
+        "/api/request-logs/list/", json={}, params={"start_time": "2000-01-01T00:00:00Z"}
+    )
+    assert listed.status_code == 200, listed.text
+    assert len(listed.json()["results"]) == 1
