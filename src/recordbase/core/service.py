@@ -277,11 +277,14 @@ class RecordService:
 
         return await self.store.read(read)
 
-    async def create_type(self, p: Principal, body: Any) -> RecordType:
+    async def create_type(
+        self, p: Principal, body: Any, *, extra: dict[str, Any] | None = None
+    ) -> RecordType:
+        """Create a type; `extra` is face metadata persisted with it (e.g. Zendesk field ids)."""
         definition = parse_type_definition(body)
         p.require("types", "write", definition.key)
         now = self.clock()
-        rtype = RecordType(self.new_id(), p.project_id, definition, 1, now, now)
+        rtype = RecordType(self.new_id(), p.project_id, definition, 1, now, now, extra or {})
 
         def write(tx: WriteTx) -> RecordType:
             if tx.get_type(p.project_id, definition.key) is not None:
@@ -292,8 +295,11 @@ class RecordService:
 
         return await self.store.write(write)
 
-    async def update_type(self, p: Principal, key: str, changes: Any) -> tuple[RecordType, int]:
-        """Change a type; `changes` holds the members to replace (the key stays)."""
+    async def update_type(
+        self, p: Principal, key: str, changes: Any, *, extra: dict[str, Any] | None = None
+    ) -> tuple[RecordType, int]:
+        """Change a type; `changes` holds the members to replace (the key stays); `extra`,
+        when given, replaces the type's face metadata."""
         p.require("types", "write", key)
         if not isinstance(changes, dict):
             raise ValidationFailed("Expected a JSON object of type members.")
@@ -306,6 +312,8 @@ class RecordService:
             old = orjson.loads(_definition_json(current))
             definition = parse_type_definition({**old, **changes, "key": key}, key=key)
             updated = current.with_definition(definition, now)
+            if extra is not None:
+                updated = replace(updated, extra=extra)
             self._check_type_change(tx, current, updated)
             next_number = None
             if definition.naming != current.naming and definition.naming is not None:
@@ -748,6 +756,36 @@ class RecordService:
         p.require("records", "read", type_key)
         rtype = await self.type_for(p, type_key)
         return await self.store.read(lambda tx: tx.count_records(rtype, filter, text))
+
+    async def cursor_at(self, p: Principal, type_key: str, query: Query, record: Record) -> str:
+        """A cursor for `query` positioned just after `record` (faces that page backwards
+        ask for one at the first record of a page, under the reversed sort)."""
+        p.require("records", "read", type_key)
+        rtype = await self.type_for(p, type_key)
+        sort = stable_sort(query.sort)
+        fp = cursors.fingerprint(rtype.id, query.filter, [str(s) for s in sort], query.text)
+        values = tuple(_sort_value(record, k.path) for k in sort)
+        return cursors.encode(self._cursor_secret, fp, values)
+
+    # job statuses (until durable jobs land: a small JSON document per job in the meta table)
+
+    async def save_job_status(
+        self, p: Principal, type_key: str, job_id: str, status: dict[str, Any]
+    ) -> None:
+        p.require("records", "write", type_key)
+        raw = orjson.dumps({"type": type_key, "status": status}, default=str).decode()
+        await self.store.write(lambda tx: tx.set_meta(f"job_status:{p.project_id}:{job_id}", raw))
+
+    async def get_job_status(self, p: Principal, job_id: str) -> dict[str, Any]:
+        from recordbase.errors import JobNotFound
+
+        raw = await self.store.read(lambda tx: tx.get_meta(f"job_status:{p.project_id}:{job_id}"))
+        if raw is None:
+            raise JobNotFound(f"No job {job_id!r} in this project.")
+        saved = orjson.loads(raw)
+        p.require("records", "read", saved["type"])
+        status: dict[str, Any] = saved["status"]
+        return status
 
 
 @dataclass(frozen=True)
