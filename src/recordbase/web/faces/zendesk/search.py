@@ -112,7 +112,12 @@ def _comparison(path: tuple[str, ...], raw: Any, where: str) -> Filter:
             )
         core_op, negated = OPERATORS[op]
         condition = Condition(path, core_op, _value(op, value, where))
-        conditions.append(Not(condition) if negated else condition)
+        if negated:
+            # A record without a value doesn't contain / isn't in anything: it matches, which
+            # SQL's NOT on a NULL would lose.
+            conditions.append(Or((Not(condition), Condition(path, "isnull", True))))
+        else:
+            conditions.append(condition)
     return conditions[0] if len(conditions) == 1 else And(tuple(conditions))
 
 
