@@ -27,7 +27,10 @@ def test_create_update_delete_jobs(api: Api) -> None:
         "create",
         [
             {"name": "2020 Tesla", "custom_object_fields": {"make": "Tesla", "year": 2020}},
-            {"name": "2012 Toyota", "custom_object_fields": {"external_id": "ddd444", "year": 2012}},
+            {
+                "name": "2012 Toyota",
+                "custom_object_fields": {"external_id": "ddd444", "year": 2012},
+            },
             {"custom_object_fields": {"year": "new"}},
         ],
     )
@@ -44,9 +47,18 @@ def test_create_update_delete_jobs(api: Api) -> None:
     assert [r["success"] for r in updated["results"]] == [True, False]
     assert updated["results"][1]["error"] == "RecordNotFound"
     record = api.get(f"{CO}/car/records/{tesla}").json()["custom_object_record"]
-    assert record["custom_object_fields"]["model"] == "S" and record["custom_object_fields"]["make"] == "Tesla"
+    assert (
+        record["custom_object_fields"]["model"] == "S"
+        and record["custom_object_fields"]["make"] == "Tesla"
+    )
     deleted = run_job(api, "delete", [tesla])
-    assert deleted["results"][0] == {"index": 0, "id": tesla, "action": "delete", "success": True, "status": "Deleted"}
+    assert deleted["results"][0] == {
+        "index": 0,
+        "id": tesla,
+        "action": "delete",
+        "success": True,
+        "status": "Deleted",
+    }
     by_ext = run_job(api, "delete_by_external_id", ["ddd444", {"external_id": "missing"}])
     assert [r["success"] for r in by_ext["results"]] == [True, False]
     assert api.get(f"{CO}/car/records/count").json()["count"]["value"] == 0
@@ -66,14 +78,23 @@ def test_upsert_jobs(api: Api) -> None:
         [{"external_id": "e1", "custom_object_fields": {"model": "Golf"}}],
     )
     assert again["results"][0]["id"] == rid
-    fields = api.get(f"{CO}/car/records/{rid}").json()["custom_object_record"]["custom_object_fields"]
+    fields = api.get(f"{CO}/car/records/{rid}").json()["custom_object_record"][
+        "custom_object_fields"
+    ]
     assert fields["make"] == "VW" and fields["model"] == "Golf"
     refused = run_job(api, "create_or_update_by_name", [{"name": "one"}])
     assert refused["results"][0]["success"] is False  # the name field is not unique
     make_car_unique = "boat"
-    api.post(CO, json={"custom_object": {"key": make_car_unique, "title": "Boat", "title_pluralized": "Boats"}})
+    api.post(
+        CO,
+        json={
+            "custom_object": {"key": make_car_unique, "title": "Boat", "title_pluralized": "Boats"}
+        },
+    )
     set_name(api, "boat", is_unique=True)
-    by_name = run_job(api, "create_or_update_by_name", [{"name": "Nautilus"}, {"name": "Nautilus"}], obj="boat")
+    by_name = run_job(
+        api, "create_or_update_by_name", [{"name": "Nautilus"}, {"name": "Nautilus"}], obj="boat"
+    )
     assert by_name["results"][0]["id"] == by_name["results"][1]["id"]
 
 

@@ -3,7 +3,7 @@
 The documented request examples are sent as they are (golden requests), the answers are
 compared with the documented response examples, and every answer is validated against its
 operation's response schema. Where the document is known to be wrong (SOURCES.md and
-docs/faces/zendesk.md), `KNOWN_DEFECTS` patches it to what the real API does.
+docs/faces/zendesk.md), `known_defects` patches it to what the real API does.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from tests.conftest import Api
 from tests.zendesk_helpers import CO, make_field, make_object
 
 REPO = Path(__file__).resolve().parent.parent
-CANDIDATES = [p / "shared/specs/zendesk-support-oas.yaml" for p in (REPO.parent, REPO.parent.parent)]
+CANDIDATES = [
+    p / "shared/specs/zendesk-support-oas.yaml" for p in (REPO.parent, REPO.parent.parent)
+]
 
 
 def _load() -> dict[str, Any]:
@@ -39,18 +41,18 @@ def _load() -> dict[str, Any]:
     # The document holds YAML `=` scalars (trigger examples): read them as plain strings.
     Loader.add_constructor("tag:yaml.org,2002:value", lambda ld, node: ld.construct_scalar(node))
     with found.open() as f:
-        doc: dict[str, Any] = yaml.load(f, Loader=Loader)  # noqa: S506 - a safe loader subclass
+        doc: dict[str, Any] = yaml.load(f, Loader=Loader)
     return doc
 
 
 @pytest.fixture(scope="module")
 def oas() -> dict[str, Any]:
     doc = _load()
-    KNOWN_DEFECTS(doc)
+    known_defects(doc)
     return doc
 
 
-def KNOWN_DEFECTS(doc: dict[str, Any]) -> None:  # noqa: N802 - reads as a table
+def known_defects(doc: dict[str, Any]) -> None:
     schemas = doc["components"]["schemas"]
     # 1. Count: the schema says a map of {value, refreshed_at}; the example (and the API) has
     #    one object.
@@ -113,36 +115,60 @@ def example(oas: dict[str, Any], name: str) -> Any:
     return copy.deepcopy(oas["components"]["examples"][name]["value"])
 
 
-O = "/api/v2/custom_objects"
-K = O + "/{custom_object_key}"
+OBJ = "/api/v2/custom_objects"
+K = OBJ + "/{custom_object_key}"
 F = K + "/fields"
 R = K + "/records"
 
 
 def test_objects_and_fields_match_the_document(api: Api, oas: dict[str, Any]) -> None:
-    made = check(oas, api.post(CO, json=example(oas, "CustomObjectsCreateRequestExample")), "post", O)
+    made = check(
+        oas, api.post(CO, json=example(oas, "CustomObjectsCreateRequestExample")), "post", OBJ
+    )
     documented = example(oas, "CustomObjectsCreateResponseExample")["custom_object"]
     assert set(documented) <= set(made["custom_object"])
     assert made["custom_object"]["title_pluralized"] == "Apartments"
-    check(oas, api.get(CO), "get", O)
+    check(oas, api.get(CO), "get", OBJ)
     check(oas, api.get(f"{CO}/apartment"), "get", K)
-    check(oas, api.patch(f"{CO}/apartment", json={"custom_object": {"description": "Flats"}}), "patch", K)
+    check(
+        oas,
+        api.patch(f"{CO}/apartment", json={"custom_object": {"description": "Flats"}}),
+        "patch",
+        K,
+    )
     body = example(oas, "CustomObjectFieldsCreateRequestExample")
     field = check(oas, api.post(f"{CO}/apartment/fields", json=body), "post", F)
     documented_field = example(oas, "CustomObjectFieldCreateResponseExample")["custom_object_field"]
     assert set(documented_field) <= set(field["custom_object_field"])
     listed = check(oas, api.get(f"{CO}/apartment/fields?include_standard_fields=true"), "get", F)
     documented_list = example(oas, "CustomObjectFieldsResponseExample")["custom_object_fields"]
-    assert [f["key"] for f in listed["custom_object_fields"]][:2] == [f["key"] for f in documented_list][:2]
-    assert set(documented_list[0]["properties"]) == set(listed["custom_object_fields"][0]["properties"])
+    assert [f["key"] for f in listed["custom_object_fields"]][:2] == [
+        f["key"] for f in documented_list
+    ][:2]
+    assert set(documented_list[0]["properties"]) == set(
+        listed["custom_object_fields"][0]["properties"]
+    )
     one = F + "/{custom_object_field_key_or_id}"
     check(oas, api.get(f"{CO}/apartment/fields/color"), "get", one)
-    check(oas, api.patch(f"{CO}/apartment/fields/color", json={"custom_object_field": {"title": "Colour"}}), "patch", one)
-    make_field(api, "apartment", "floors", "dropdown", custom_field_options=[{"name": "One", "value": "one"}])
+    check(
+        oas,
+        api.patch(
+            f"{CO}/apartment/fields/color", json={"custom_object_field": {"title": "Colour"}}
+        ),
+        "patch",
+        one,
+    )
+    make_field(
+        api,
+        "apartment",
+        "floors",
+        "dropdown",
+        custom_field_options=[{"name": "One", "value": "one"}],
+    )
     check(oas, api.get(f"{CO}/apartment/fields/floors"), "get", one)
     check(oas, api.get(f"{CO}/apartment/limits/field_limit"), "get", K + "/limits/field_limit")
-    check(oas, api.get(f"{CO}/limits/object_limit"), "get", O + "/limits/object_limit")
-    check(oas, api.get(f"{CO}/limits/record_limit"), "get", O + "/limits/record_limit")
+    check(oas, api.get(f"{CO}/limits/object_limit"), "get", OBJ + "/limits/object_limit")
+    check(oas, api.get(f"{CO}/limits/record_limit"), "get", OBJ + "/limits/record_limit")
     check(oas, api.delete(f"{CO}/apartment/fields/floors"), "delete", one)
     check(oas, api.delete(f"{CO}/apartment"), "delete", K)
 
@@ -179,7 +205,9 @@ def test_records_match_the_document(api: Api, oas: dict[str, Any], car: None) ->
     assert listed["meta"]["has_more"] is True
     check(oas, api.get(listed["links"]["next"]), "get", R)
     check(oas, api.get(f"{CO}/car/records/count"), "get", R + "/count")
-    check(oas, api.get(f"{CO}/car/records/search?query=Tesla&sort=-updated_at"), "get", R + "/search")
+    check(
+        oas, api.get(f"{CO}/car/records/search?query=Tesla&sort=-updated_at"), "get", R + "/search"
+    )
     check(oas, api.get(f"{CO}/car/records/autocomplete?name=My"), "get", R + "/autocomplete")
     check(oas, api.delete(f"{CO}/car/records?external_id=X90001"), "delete", R)
     check(oas, api.delete(f"{CO}/car/records/{made['id']}"), "delete", one)
@@ -202,9 +230,14 @@ def test_filtered_search_example(api: Api, oas: dict[str, Any]) -> None:
 def test_bulk_job_example(api: Api, oas: dict[str, Any], car: None) -> None:
     body = example(oas, "CustomObjectRecordsBulkCreateRequestExample")
     posted = check(oas, api.post(f"{CO}/car/jobs", json=body), "post", K + "/jobs")
-    assert set(example(oas, "CustomObjectRecordsJobsResponseExample")["job_status"]) <= set(posted["job_status"])
+    assert set(example(oas, "CustomObjectRecordsJobsResponseExample")["job_status"]) <= set(
+        posted["job_status"]
+    )
     status = api.get(f"/api/v2/job_statuses/{posted['job_status']['id']}")
     shown = check(oas, status, "get", "/api/v2/job_statuses/{job_status_id}")
     assert [r["success"] for r in shown["job_status"]["results"]] == [True, True, True]
     ext = api.get(f"{CO}/car/records", params={"filter[external_ids]": "ddd444,ddd445"})
-    assert sorted(r["name"] for r in ext.json()["custom_object_records"]) == ["2012 Toyota", "2017 Ford"]
+    assert sorted(r["name"] for r in ext.json()["custom_object_records"]) == [
+        "2012 Toyota",
+        "2017 Ford",
+    ]

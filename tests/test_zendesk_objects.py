@@ -47,9 +47,13 @@ def test_object_key_is_immutable_and_required_members(api: Api) -> None:
     bad = api.post(CO, json={"custom_object": {"key": "boat", "title": "Boat"}})
     assert bad.status_code == 422
     assert set(bad.json()["details"]) == {"title_pluralized"}
-    unknown = api.post(CO, json={"custom_object": {"key": "b", "title": "B", "title_pluralized": "Bs", "x": 1}})
+    unknown = api.post(
+        CO, json={"custom_object": {"key": "b", "title": "B", "title_pluralized": "Bs", "x": 1}}
+    )
     assert unknown.status_code == 422 and "x" in unknown.json()["details"]
-    clash = api.post(CO, json={"custom_object": {"key": "car", "title": "C", "title_pluralized": "Cs"}})
+    clash = api.post(
+        CO, json={"custom_object": {"key": "car", "title": "C", "title_pluralized": "Cs"}}
+    )
     assert clash.status_code == 422
     assert clash.json()["details"]["base"][0]["error"] == "DuplicateValue"
 
@@ -79,7 +83,11 @@ FIELD_CASES = [
     (
         "multiselect",
         {"custom_field_options": [{"name": "A", "value": "a"}, {"name": "B", "value": "b"}]},
-        {"type": ["array", "null"], "items": {"type": "string", "enum": ["a", "b"]}, "uniqueItems": True},
+        {
+            "type": ["array", "null"],
+            "items": {"type": "string", "enum": ["a", "b"]},
+            "uniqueItems": True,
+        },
     ),
 ]
 
@@ -101,11 +109,21 @@ def test_field_values_are_checked_by_the_schema(api: Api) -> None:
     make_field(
         api, "thing", "tags", "multiselect", custom_field_options=[{"name": "A", "value": "a"}]
     )
-    ok = create(api, "thing", name="n", custom_object_fields={"when": "2024-02-29", "code": "12", "tags": ["a"]})
+    ok = create(
+        api,
+        "thing",
+        name="n",
+        custom_object_fields={"when": "2024-02-29", "code": "12", "tags": ["a"]},
+    )
     assert ok["custom_object_fields"] == {"when": "2024-02-29", "code": "12", "tags": ["a"]}
     bad = api.post(
         f"{CO}/thing/records",
-        json={"custom_object_record": {"name": "n", "custom_object_fields": {"when": "soon", "code": "x1", "tags": ["z"]}}},
+        json={
+            "custom_object_record": {
+                "name": "n",
+                "custom_object_fields": {"when": "soon", "code": "x1", "tags": ["z"]},
+            }
+        },
     )
     assert bad.status_code == 422
     assert set(bad.json()["details"]) == {
@@ -131,7 +149,9 @@ def test_field_problems_are_422_with_details(api: Api) -> None:
         assert member in response.json()["details"], response.json()
     make_field(api, "thing", "f")
     again = api.post(f"{CO}/thing/fields", json={"custom_object_field": {"key": "f", "title": "F"}})
-    assert again.status_code == 422 and again.json()["details"]["key"][0]["error"] == "DuplicateValue"
+    assert (
+        again.status_code == 422 and again.json()["details"]["key"][0]["error"] == "DuplicateValue"
+    )
 
 
 def test_fields_list_show_update_reorder_delete(api: Api) -> None:
@@ -153,7 +173,10 @@ def test_fields_list_show_update_reorder_delete(api: Api) -> None:
     assert reordered.status_code == 200
     after = api.get(f"{CO}/car/fields").json()["custom_object_fields"]
     assert [f["key"] for f in after] == ["color", "year", "model", "make"]
-    assert api.put(f"{CO}/car/fields/reorder", json={"custom_object_field_ids": ["999"]}).status_code == 422
+    assert (
+        api.put(f"{CO}/car/fields/reorder", json={"custom_object_field_ids": ["999"]}).status_code
+        == 422
+    )
     assert api.delete(f"{CO}/car/fields/model").status_code == 204
     assert "model" not in native_schema(api, "car")["properties"]
     assert api.get(f"{CO}/car/fields/model").status_code == 404
@@ -177,8 +200,12 @@ def test_dropdown_options_update(api: Api) -> None:
 def test_autonumbered_names(api: Api) -> None:
     make_car(api)
     field = set_name(
-        api, "car", autoincrement_enabled=True, autoincrement_prefix="Order # ",
-        autoincrement_padding=5, autoincrement_next_sequence=7,
+        api,
+        "car",
+        autoincrement_enabled=True,
+        autoincrement_prefix="Order # ",
+        autoincrement_padding=5,
+        autoincrement_next_sequence=7,
     )
     assert field["properties"]["autoincrement_next_sequence"] == 7
     first = create(api, custom_object_fields={"make": "Tesla"})
@@ -205,7 +232,11 @@ def test_unique_names(api: Api) -> None:
     make_car(api)
     both = api.patch(
         f"{CO}/car/fields/standard::name",
-        json={"custom_object_field": {"properties": {"autoincrement_enabled": True, "is_unique": True}}},
+        json={
+            "custom_object_field": {
+                "properties": {"autoincrement_enabled": True, "is_unique": True}
+            }
+        },
     )
     assert both.status_code == 422 and "properties.is_unique" in both.json()["details"]
     set_name(api, "car", is_unique=True)

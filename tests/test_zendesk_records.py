@@ -11,16 +11,27 @@ from tests.zendesk_helpers import CO, basic, create, make_car, set_name
 
 def test_record_crud_and_merge(api: Api) -> None:
     make_car(api)
-    made = create(api, name="My car", external_id="x1", custom_object_fields={"make": "Tesla", "year": 2020})
-    assert made["custom_object_fields"] == {"make": "Tesla", "model": None, "year": 2020, "color": None}
+    made = create(
+        api, name="My car", external_id="x1", custom_object_fields={"make": "Tesla", "year": 2020}
+    )
+    assert made["custom_object_fields"] == {
+        "make": "Tesla",
+        "model": None,
+        "year": 2020,
+        "color": None,
+    }
     assert made["custom_object_key"] == "car" and isinstance(made["id"], str)
     rid = made["id"]
     url = f"{CO}/car/records/{rid}"
     assert api.get(url).json()["custom_object_record"] == made
-    patched = api.patch(url, json={"custom_object_record": {"custom_object_fields": {"model": "Y"}}})
+    patched = api.patch(
+        url, json={"custom_object_record": {"custom_object_fields": {"model": "Y"}}}
+    )
     fields = patched.json()["custom_object_record"]["custom_object_fields"]
     assert fields == {"make": "Tesla", "model": "Y", "year": 2020, "color": None}
-    cleared = api.patch(url, json={"custom_object_record": {"custom_object_fields": {"year": None}}})
+    cleared = api.patch(
+        url, json={"custom_object_record": {"custom_object_fields": {"year": None}}}
+    )
     assert cleared.json()["custom_object_record"]["custom_object_fields"]["year"] is None
     unchanged = api.patch(url)
     assert unchanged.status_code == 200
@@ -32,25 +43,47 @@ def test_record_crud_and_merge(api: Api) -> None:
 
 def test_create_rules(api: Api) -> None:
     make_car(api)
-    nameless = api.post(f"{CO}/car/records", json={"custom_object_record": {"custom_object_fields": {}}})
+    nameless = api.post(
+        f"{CO}/car/records", json={"custom_object_record": {"custom_object_fields": {}}}
+    )
     assert nameless.status_code == 422
     assert nameless.json()["details"]["name"][0]["error"] == "BlankValue"
     wrong = api.post(
         f"{CO}/car/records",
-        json={"custom_object_record": {"name": "a", "custom_object_fields": {"year": "old", "wheels": 4}}},
+        json={
+            "custom_object_record": {
+                "name": "a",
+                "custom_object_fields": {"year": "old", "wheels": 4},
+            }
+        },
     )
     assert wrong.status_code == 422
     assert set(wrong.json()["details"]) == {"custom_object_fields.wheels"}
     typed = api.post(
         f"{CO}/car/records",
-        json={"custom_object_record": {"name": "a", "custom_object_fields": {"year": "old", "color": "pink"}}},
+        json={
+            "custom_object_record": {
+                "name": "a",
+                "custom_object_fields": {"year": "old", "color": "pink"},
+            }
+        },
     )
     assert typed.status_code == 422
-    assert set(typed.json()["details"]) == {"custom_object_fields.year", "custom_object_fields.color"}
+    assert set(typed.json()["details"]) == {
+        "custom_object_fields.year",
+        "custom_object_fields.color",
+    }
     # mercury-orm's body: id and external_id null, the name repeated inside the fields.
     mercury = api.post(
         f"{CO}/car/records?locale=en",
-        json={"custom_object_record": {"custom_object_fields": {"name": "rec-1", "make": "VW"}, "id": None, "external_id": None, "name": "rec-1"}},
+        json={
+            "custom_object_record": {
+                "custom_object_fields": {"name": "rec-1", "make": "VW"},
+                "id": None,
+                "external_id": None,
+                "name": "rec-1",
+            }
+        },
     )
     assert mercury.status_code == 201, mercury.text
     assert mercury.json()["custom_object_record"]["name"] == "rec-1"
@@ -79,16 +112,31 @@ def test_list_filters_sort_and_cursors(api: Api) -> None:
     first = api.get(f"{CO}/car/records?page%5Bsize%5D=2").json()
     assert first["meta"]["has_more"] is True and first["meta"]["before_cursor"] is None
     assert first["links"]["prev"] is None
-    assert parse_qs(urlsplit(first["links"]["next"]).query)["page[after]"] == [first["meta"]["after_cursor"]]
-    second = api.get(f"{CO}/car/records", params={"page[size]": 2, "page[after]": first["meta"]["after_cursor"]}).json()
+    assert parse_qs(urlsplit(first["links"]["next"]).query)["page[after]"] == [
+        first["meta"]["after_cursor"]
+    ]
+    second = api.get(
+        f"{CO}/car/records", params={"page[size]": 2, "page[after]": first["meta"]["after_cursor"]}
+    ).json()
     assert [r["id"] for r in second["custom_object_records"]] == made[2:4]
-    third = api.get(f"{CO}/car/records", params={"page[size]": 2, "page[after]": second["meta"]["after_cursor"]}).json()
+    third = api.get(
+        f"{CO}/car/records", params={"page[size]": 2, "page[after]": second["meta"]["after_cursor"]}
+    ).json()
     assert [r["id"] for r in third["custom_object_records"]] == made[4:]
-    assert third["meta"] == {"has_more": False, "after_cursor": None, "before_cursor": third["meta"]["before_cursor"]}
+    assert third["meta"] == {
+        "has_more": False,
+        "after_cursor": None,
+        "before_cursor": third["meta"]["before_cursor"],
+    }
     assert third["links"]["next"] is None
-    back = api.get(f"{CO}/car/records", params={"page[size]": 2, "page[before]": third["meta"]["before_cursor"]}).json()
+    back = api.get(
+        f"{CO}/car/records",
+        params={"page[size]": 2, "page[before]": third["meta"]["before_cursor"]},
+    ).json()
     assert [r["id"] for r in back["custom_object_records"]] == made[2:4]
-    start = api.get(f"{CO}/car/records", params={"page[size]": 2, "page[before]": back["meta"]["before_cursor"]}).json()
+    start = api.get(
+        f"{CO}/car/records", params={"page[size]": 2, "page[before]": back["meta"]["before_cursor"]}
+    ).json()
     assert [r["id"] for r in start["custom_object_records"]] == made[:2]
     assert start["meta"]["has_more"] is False and start["meta"]["before_cursor"] is None
 
@@ -111,11 +159,17 @@ def test_list_parameter_errors(api: Api) -> None:
 def test_upsert_and_delete_by_external_id_or_name(api: Api) -> None:
     make_car(api)
     url = f"{CO}/car/records"
-    made = api.patch(url + "?external_id=X9", json={"custom_object_record": {"name": "Olds", "custom_object_fields": {"make": "Olds"}}})
+    made = api.patch(
+        url + "?external_id=X9",
+        json={"custom_object_record": {"name": "Olds", "custom_object_fields": {"make": "Olds"}}},
+    )
     assert made.status_code == 200, made.text
     record = made.json()["custom_object_record"]
     assert record["external_id"] == "X9"
-    again = api.patch(url + "?external_id=X9", json={"custom_object_record": {"custom_object_fields": {"model": "C"}}})
+    again = api.patch(
+        url + "?external_id=X9",
+        json={"custom_object_record": {"custom_object_fields": {"model": "C"}}},
+    )
     assert again.json()["custom_object_record"]["id"] == record["id"]
     assert again.json()["custom_object_record"]["custom_object_fields"]["make"] == "Olds"
     nameless = api.patch(url + "?external_id=X10", json={"custom_object_record": {}})
@@ -133,9 +187,15 @@ def test_upsert_by_unique_name(api: Api) -> None:
     make_car(api)
     set_name(api, "car", is_unique=True)
     url = f"{CO}/car/records"
-    made = api.patch(url + "?name=Herbie&external_id=", json={"custom_object_record": {"custom_object_fields": {"make": "VW"}}})
+    made = api.patch(
+        url + "?name=Herbie&external_id=",
+        json={"custom_object_record": {"custom_object_fields": {"make": "VW"}}},
+    )
     assert made.status_code == 200, made.text
-    updated = api.patch(url + "?name=Herbie", json={"custom_object_record": {"custom_object_fields": {"year": 1963}}})
+    updated = api.patch(
+        url + "?name=Herbie",
+        json={"custom_object_record": {"custom_object_fields": {"year": 1963}}},
+    )
     fields = updated.json()["custom_object_record"]["custom_object_fields"]
     assert fields["make"] == "VW" and fields["year"] == 1963
     assert api.get(f"{CO}/car/records/count").json()["count"]["value"] == 1
@@ -148,13 +208,36 @@ def _search(api: Api, body: dict[str, Any], **params: Any) -> Any:
 
 def test_filtered_search(api: Api) -> None:
     make_car(api)
-    a = create(api, name="Tesla S", external_id="t1", custom_object_fields={"make": "Tesla", "year": 2018, "color": "red"})
+    a = create(
+        api,
+        name="Tesla S",
+        external_id="t1",
+        custom_object_fields={"make": "Tesla", "year": 2018, "color": "red"},
+    )
     b = create(api, name="Tesla Y", custom_object_fields={"make": "Tesla", "year": 2022})
-    c = create(api, name="Civic", custom_object_fields={"make": "Honda", "year": 2020, "color": "blue"})
+    c = create(
+        api, name="Civic", custom_object_fields={"make": "Honda", "year": 2020, "color": "blue"}
+    )
     cases: list[tuple[dict[str, Any], list[str]]] = [
         ({"custom_object_fields.make": {"$eq": "Tesla"}}, [a["id"], b["id"]]),
-        ({"$and": [{"custom_object_fields.make": {"$eq": "Tesla"}}, {"custom_object_fields.year": {"$gt": 2019}}]}, [b["id"]]),
-        ({"$or": [{"custom_object_fields.color": {"$eq": "blue"}}, {"external_id": {"$eq": "t1"}}]}, [a["id"], c["id"]]),
+        (
+            {
+                "$and": [
+                    {"custom_object_fields.make": {"$eq": "Tesla"}},
+                    {"custom_object_fields.year": {"$gt": 2019}},
+                ]
+            },
+            [b["id"]],
+        ),
+        (
+            {
+                "$or": [
+                    {"custom_object_fields.color": {"$eq": "blue"}},
+                    {"external_id": {"$eq": "t1"}},
+                ]
+            },
+            [a["id"], c["id"]],
+        ),
         ({"custom_object_fields.year": {"$gte": 2018, "$lt": 2021}}, [a["id"], c["id"]]),
         ({"custom_object_fields.make": {"$noteq": "Tesla"}}, [c["id"]]),
         ({"custom_object_fields.color": {"$exists": False}}, [b["id"]]),
@@ -163,7 +246,16 @@ def test_filtered_search(api: Api) -> None:
         ({"name": {"$starts_with": "Tesla"}}, [a["id"], b["id"]]),
         ({"name": {"$contains": "vic"}}, [c["id"]]),
         ({"name": {"$not_contains": "Tesla"}}, [c["id"]]),
-        ({"$and": [{"custom_object_fields.make": {"$eq": "Tesla"}}], "$or": [{"custom_object_fields.year": {"$lt": 2019}}, {"custom_object_fields.color": {"$eq": "blue"}}]}, [a["id"]]),
+        (
+            {
+                "$and": [{"custom_object_fields.make": {"$eq": "Tesla"}}],
+                "$or": [
+                    {"custom_object_fields.year": {"$lt": 2019}},
+                    {"custom_object_fields.color": {"$eq": "blue"}},
+                ],
+            },
+            [a["id"]],
+        ),
     ]
     for filter, expected in cases:
         response = _search(api, {"filter": filter}, sort="created_at")
@@ -209,7 +301,11 @@ def test_auth_schemes_and_user_ids(api: Api) -> None:
     import base64
 
     plain = base64.b64encode(f"agent@example.com:{api.key}".encode()).decode()
-    for headers in ({"Authorization": f"Basic {plain}"}, {"Authorization": "Bearer nope"}, {"Authorization": ""}):
+    for headers in (
+        {"Authorization": f"Basic {plain}"},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": ""},
+    ):
         denied = api.client.get(f"{CO}/car/records", headers=headers)
         assert denied.status_code == 401
         assert denied.json()["error"] == "Couldn't authenticate you"
@@ -233,7 +329,9 @@ def test_scopes_and_rate_limits(api: Api) -> None:
 def test_unknown_routes_and_bodies(api: Api) -> None:
     make_car(api)
     assert api.get(f"{CO}/car/nothing").json()["error"] == "InvalidEndpoint"
-    bad_json = api.post(f"{CO}/car/records", content=b"{", headers={"Content-Type": "application/json"})
+    bad_json = api.post(
+        f"{CO}/car/records", content=b"{", headers={"Content-Type": "application/json"}
+    )
     assert bad_json.status_code == 400 and bad_json.json()["error"] == "InvalidJSON"
     wrong = api.post(f"{CO}/car/records", json={"record": {}})
     assert wrong.status_code == 422
