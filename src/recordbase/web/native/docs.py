@@ -86,6 +86,33 @@ SCHEMAS: dict[str, Any] = {
             "naming": {"type": ["object", "null"]},
             "unique_keys": {"type": "array", "items": {"$ref": "#/components/schemas/KeySpec"}},
             "indexes": {"type": "array", "items": {"$ref": "#/components/schemas/KeySpec"}},
+            "aliases": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "old data path -> new data path (docs/types.md)",
+            },
+            "computed": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "data path -> expression, evaluated on write (docs/types.md)",
+            },
+            "read_only": {"type": "array", "items": {"type": "string"}},
+            "discriminator": {
+                "type": ["object", "null"],
+                "properties": {
+                    "field": {"type": "string"},
+                    "cases": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "properties": {
+                                "parse_json": {"type": "array", "items": {"type": "string"}}
+                            },
+                        },
+                    },
+                },
+            },
+            "constants": {"type": "object", "description": "names usable in expressions"},
         },
     },
     "KeySpec": {
