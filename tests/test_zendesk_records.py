@@ -335,3 +335,11 @@ def test_unknown_routes_and_bodies(api: Api) -> None:
     assert bad_json.status_code == 400 and bad_json.json()["error"] == "InvalidJSON"
     wrong = api.post(f"{CO}/car/records", json={"record": {}})
     assert wrong.status_code == 422
+
+
+def test_deleted_field_values_are_hidden(api: Api) -> None:
+    make_car(api)
+    made = create(api, name="a", custom_object_fields={"make": "VW", "model": "Golf"})
+    assert api.delete(f"{CO}/car/fields/model").status_code == 204
+    shown = api.get(f"{CO}/car/records/{made['id']}").json()["custom_object_record"]
+    assert shown["custom_object_fields"] == {"make": "VW", "year": None, "color": None}

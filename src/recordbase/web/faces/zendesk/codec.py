@@ -36,8 +36,11 @@ _MAX = 255
 
 
 def render_record(request: Request, rtype: RecordType, record: Record) -> dict[str, Any]:
-    fields: dict[str, Any] = {f["key"]: None for f in ZendeskMeta(rtype.extra).fields}
-    fields.update(record.data)
+    declared = [f["key"] for f in ZendeskMeta(rtype.extra).fields]
+    if "zendesk" in rtype.extra:  # made here: its fields are declared, deleted ones hidden
+        fields = {key: record.data.get(key) for key in declared}
+    else:  # a type made through another face: its data as it is
+        fields = dict(record.data)
     return {
         "id": record.id,
         # Zendesk clients require a string name; a record made elsewhere may have none.
