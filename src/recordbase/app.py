@@ -93,6 +93,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.start()
+        if settings.job_worker:
+            service.jobs.start()
         try:
             yield
         finally:

@@ -20,6 +20,9 @@ import orjson
 from recordbase.config import Settings
 from recordbase.core import cursor as cursors
 from recordbase.core.clock import Clock, NewId, new_ulid, system_clock, utc_text
+from recordbase.core.idempotency import IdempotencyKeys
+from recordbase.core.job_runner import JobRunner
+from recordbase.core.jobs import AFTER_WRITE, Job
 from recordbase.core.query import Filter, Page, Query, stable_sort
 from recordbase.core.records import (
     UNSET,
@@ -103,6 +106,8 @@ class RecordService:
         self._touched: dict[str, datetime] = {}
         self._cursor_secret = b""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.jobs = JobRunner(self)
+        self.idempotency = IdempotencyKeys(store, settings, clock, new_id)
 
     # lifecycle and caches -----------------------------------------------------------------
 
@@ -119,6 +124,7 @@ class RecordService:
         self._cursor_secret = bytes.fromhex(await self.store.write(secret))
 
     async def close(self) -> None:
+        await self.jobs.stop()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.close()
@@ -410,6 +416,7 @@ class RecordService:
         self, p: Principal, type_key: str, make: Callable[[RecordType], Callable[[WriteTx], T]]
     ) -> T:
         """Run a record write; if the type changed underneath, reload it and retry once."""
+        after = AFTER_WRITE.get()  # set by the job runner (core/job_runner.py) only
         for attempt in (0, 1):
             rtype = await self.type_for(p, type_key)
             fn = make(rtype)
@@ -421,6 +428,8 @@ class RecordService:
                     result: T = fn(tx)
                 except UniqueClash as exc:
                     raise unique_clash_error(rtype, exc.key_name) from exc
+                if after is not None:
+                    after(tx, result)
                 return result
 
             try:
@@ -767,6 +776,28 @@ class RecordService:
             return write
 
         return await self._write(p, type_key, make)
+
+    # jobs: durable asynchronous writes (core/jobs.py, core/job_runner.py) -------------------
+
+    async def submit_job(
+        self,
+        p: Principal,
+        type_key: str,
+        action: str,
+        items: Sequence[Any],
+        options: dict[str, Any] | None = None,
+        *,
+        where: str = "/items",
+    ) -> Job:
+        """Accept a write to carry out later; stored durably before this returns."""
+        return await self.jobs.submit(p, type_key, action, items, options, where=where)
+
+    async def get_job(self, p: Principal, job_id: str, *, results: bool = True) -> Job:
+        return await self.jobs.get(p, job_id, results=results)
+
+    async def run_pending_jobs(self) -> int:
+        """Carry out every claimable job now (tests call this; servers run the worker loop)."""
+        return await self.jobs.run_pending()
 
     # reads -------------------------------------------------------------------------------
 
