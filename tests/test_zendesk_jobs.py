@@ -12,11 +12,14 @@ def run_job(api: Api, action: str, items: list[Any], obj: str = "car") -> dict[s
     response = api.post(f"{CO}/{obj}/jobs", json={"job": {"action": action, "items": items}})
     assert response.status_code == 201, response.text
     posted = response.json()["job_status"]
-    assert posted["status"] == "completed" and posted["total"] == len(items)
+    assert posted["status"] == "queued" and posted["total"] == len(items)
+    assert posted["results"] is None and posted["progress"] == 0
+    api.run_jobs()
     shown = api.get(f"/api/v2/job_statuses/{posted['id']}")
     assert shown.status_code == 200
     status: dict[str, Any] = shown.json()["job_status"]
     assert status["url"] == posted["url"]
+    assert status["status"] == "completed" and status["progress"] == len(items)
     return status
 
 
@@ -31,13 +34,13 @@ def test_create_update_delete_jobs(api: Api) -> None:
                 "name": "2012 Toyota",
                 "custom_object_fields": {"external_id": "ddd444", "year": 2012},
             },
-            {"custom_object_fields": {"year": "new"}},
+            {"name": "1999 ?", "custom_object_fields": {"year": "new"}},
         ],
     )
     results = created["results"]
     assert [r["success"] for r in results] == [True, True, False]
     assert results[0]["status"] == "Created" and results[2]["error"] == "RecordInvalid"
-    assert "name" in results[2]["details"]
+    assert "custom_object_fields.year" in results[2]["details"]
     toyota = api.get(f"{CO}/car/records", params={"filter[external_ids]": "ddd444"})
     assert [r["id"] for r in toyota.json()["custom_object_records"]] == [results[1]["id"]]
     tesla = results[0]["id"]
@@ -82,8 +85,11 @@ def test_upsert_jobs(api: Api) -> None:
         "custom_object_fields"
     ]
     assert fields["make"] == "VW" and fields["model"] == "Golf"
-    refused = run_job(api, "create_or_update_by_name", [{"name": "one"}])
-    assert refused["results"][0]["success"] is False  # the name field is not unique
+    refused = api.post(
+        f"{CO}/car/jobs",
+        json={"job": {"action": "create_or_update_by_name", "items": [{"name": "one"}]}},
+    )
+    assert refused.status_code == 400  # the name field is not unique
     make_car_unique = "boat"
     api.post(
         CO,
@@ -106,6 +112,15 @@ def test_job_limits_and_errors(api: Api) -> None:
     assert response.status_code == 422 and "job.items" in response.json()["details"]
     bad = api.post(f"{CO}/car/jobs", json={"job": {"action": "explode", "items": [1]}})
     assert bad.status_code == 422 and "job.action" in bad.json()["details"]
+    # Zendesk-shape problems in any item refuse the whole job before it is queued.
+    nameless = api.post(
+        f"{CO}/car/jobs", json={"job": {"action": "create", "items": [{"name": "a"}, {}]}}
+    )
+    assert nameless.status_code == 422 and "job.items.1.name" in nameless.json()["details"]
+    unknown = api.post(
+        f"{CO}/car/jobs", json={"job": {"action": "delete", "items": [{"name": "a"}]}}
+    )
+    assert unknown.status_code == 422 and "job.items.0" in unknown.json()["details"]
     missing = api.get("/api/v2/job_statuses/nope")
     assert missing.status_code == 404 and missing.json()["error"] == "RecordNotFound"
     job = api.post(f"{CO}/car/jobs", json={"job": {"action": "delete", "items": ["x"]}}).json()

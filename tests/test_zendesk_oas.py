@@ -233,6 +233,7 @@ def test_bulk_job_example(api: Api, oas: dict[str, Any], car: None) -> None:
     assert set(example(oas, "CustomObjectRecordsJobsResponseExample")["job_status"]) <= set(
         posted["job_status"]
     )
+    api.run_jobs()
     status = api.get(f"/api/v2/job_statuses/{posted['job_status']['id']}")
     shown = check(oas, status, "get", "/api/v2/job_statuses/{job_status_id}")
     assert [r["success"] for r in shown["job_status"]["results"]] == [True, True, True]

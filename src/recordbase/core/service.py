@@ -866,26 +866,6 @@ class RecordService:
         values = tuple(_sort_value(record, k.path) for k in sort)
         return cursors.encode(self._cursor_secret, fp, values)
 
-    # job statuses (until durable jobs land: a small JSON document per job in the meta table)
-
-    async def save_job_status(
-        self, p: Principal, type_key: str, job_id: str, status: dict[str, Any]
-    ) -> None:
-        p.require("records", "write", type_key)
-        raw = orjson.dumps({"type": type_key, "status": status}, default=str).decode()
-        await self.store.write(lambda tx: tx.set_meta(f"job_status:{p.project_id}:{job_id}", raw))
-
-    async def get_job_status(self, p: Principal, job_id: str) -> dict[str, Any]:
-        from recordbase.errors import JobNotFound
-
-        raw = await self.store.read(lambda tx: tx.get_meta(f"job_status:{p.project_id}:{job_id}"))
-        if raw is None:
-            raise JobNotFound(f"No job {job_id!r} in this project.")
-        saved = orjson.loads(raw)
-        p.require("records", "read", saved["type"])
-        status: dict[str, Any] = saved["status"]
-        return status
-
 
 @dataclass(frozen=True)
 class _Matcher:
