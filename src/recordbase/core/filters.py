@@ -257,6 +257,9 @@ def _schema_node(rtype: RecordType, path: tuple[str, ...]) -> Mapping[str, Any]:
 
 def schema_kind(node: Mapping[str, Any]) -> str:
     kind = node.get("type")
+    if isinstance(kind, list):  # ["string", "null"]: a nullable string
+        kinds = [k for k in kind if k != "null"]
+        kind = kinds[0] if len(kinds) == 1 or set(kinds) == {"integer", "number"} else None
     if kind in ("integer", "number"):
         return "number"
     if kind == "string":
