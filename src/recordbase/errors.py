@@ -197,11 +197,6 @@ class SchemaConflict(Conflict):
     title = "Existing records break the new schema"
 
 
-class TypeInUse(Conflict):
-    code = "type_in_use"
-    title = "Record type still has records"
-
-
 class NamingFrozen(Conflict):
     code = "naming_frozen"
     title = "Naming rules are frozen once records exist"
