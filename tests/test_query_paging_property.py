@@ -86,7 +86,7 @@ def expected_order(records: list[dict[str, Any]], sort: list[tuple[str, bool]]) 
 
 
 @settings(
-    max_examples=40,
+    max_examples=75,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

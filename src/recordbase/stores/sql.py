@@ -314,10 +314,10 @@ class Compiler:
             seek = f"{col} >= {self.value(first.path, first.kind, value)} AND "
         ors = []
         for i, key in enumerate(sort):
+            if after[i] is None and key.descending:
+                continue  # nothing sorts after a null, descending (checked before binding)
             ands = [self._same(prev, v) for prev, v in zip(sort[:i], after[:i], strict=True)]
             step = self._beyond(key, after[i])
-            if step is None:
-                continue
             ors.append("(" + " AND ".join([*ands, step]) + ")")
         clause = "(" + " OR ".join(ors) + ")" if ors else "(1 = 0)"
         return f"({seek}{clause})"
@@ -328,10 +328,10 @@ class Compiler:
             return f"{col} IS NULL"
         return f"{col} = {self.value(key.path, key.kind, value)}"
 
-    def _beyond(self, key: SortKey, value: Any) -> str | None:
+    def _beyond(self, key: SortKey, value: Any) -> str:
         col = self.expression(key.path, key.kind)
-        if value is None:
-            return None if key.descending else f"{col} IS NOT NULL"
+        if value is None:  # ascending: every non-null follows
+            return f"{col} IS NOT NULL"
         bound = self.value(key.path, key.kind, value)
         if key.descending:
             return f"({col} < {bound} OR {col} IS NULL)"
