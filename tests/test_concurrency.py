@@ -11,7 +11,12 @@ from tests.server import cli, run_server
 
 
 def _key(db_url: str) -> dict[str, str]:
-    out = cli("keys", "create", "--db", db_url, "--project", "p1", "--scope", "admin")
+    # A generous limit: this test is about write guarantees, and a burst of ~115 requests
+    # against the default 50/s + 100 would otherwise hit 429 whenever the machine is fast.
+    out = cli(
+        "keys", "create", "--db", db_url, "--project", "p1", "--scope", "admin",
+        "--rate", "1000/s", "--burst", "1000",
+    )
     return {"Authorization": f"Bearer {out.strip().splitlines()[-1]}"}
 
 
