@@ -10,7 +10,20 @@ from tests.server import cli, run_server
 
 
 def test_acknowledged_writes_survive_sigkill(db_url: str) -> None:
-    secret = cli("keys", "create", "--db", db_url, "--project", "p1", "--scope", "admin")
+    secret = cli(
+        "keys",
+        "create",
+        "--db",
+        db_url,
+        "--project",
+        "p1",
+        "--scope",
+        "admin",
+        "--rate",
+        "100000/s",
+        "--burst",
+        "100000",
+    )
     key = secret.strip().splitlines()[-1]
     headers = {"Authorization": f"Bearer {key}"}
     acknowledged: list[str] = []

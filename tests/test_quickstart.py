@@ -17,9 +17,21 @@ from tests.server import free_port
 def test_serve_demo_prints_a_working_key(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "recordbase.cli", "serve", "--demo", "--db",
-         str(tmp_path / "demo.db"), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "recordbase.cli",
+            "serve",
+            "--demo",
+            "--db",
+            str(tmp_path / "demo.db"),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
     try:
         assert process.stdout is not None
@@ -40,9 +52,11 @@ def test_serve_demo_prints_a_working_key(tmp_path: Path) -> None:
                 time.sleep(0.05)  # the server is still binding its port
         assert r.status_code == 200
         assert [t["key"] for t in r.json()["types"]] == ["contact"]
-        created = httpx.post(url + "/v1/types/contact/records",
-                             headers={"Authorization": f"Bearer {key}"},
-                             json={"record": {"data": {"email": "ada@example.com"}}})
+        created = httpx.post(
+            url + "/v1/types/contact/records",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"record": {"data": {"email": "ada@example.com"}}},
+        )
         assert created.status_code == 201
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -202,6 +202,11 @@ class NamingFrozen(Conflict):
     title = "Naming rules are frozen once records exist"
 
 
+class IdempotencyInProgress(Conflict):
+    code = "idempotency_in_progress"
+    title = "A request with this Idempotency-Key is still running"
+
+
 class PreconditionFailed(RecordbaseError):
     status = 412
     code = "version_mismatch"

@@ -40,6 +40,7 @@ from recordbase.stores.common import (
     ts,
     type_from_row,
 )
+from recordbase.stores.jobs_sql import JobsSql
 from recordbase.stores.sql import SQLITE, Compiler, fts_query
 from recordbase.stores.sqlite_indexes import drop_indexes, explain, sync_indexes
 
@@ -115,8 +116,8 @@ def _statements(sql: str) -> list[str]:
     return [s for s in found if s] + ([buffer.strip()] if buffer.strip() else [])
 
 
-class SqliteTx:
-    """ReadTx and WriteTx over one SQLite connection (see core/store.py)."""
+class SqliteTx(JobsSql):
+    """ReadTx and WriteTx over one SQLite connection (see core/store.py; jobs: jobs_sql.py)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
