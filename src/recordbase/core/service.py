@@ -24,7 +24,7 @@ from recordbase.core.filters import check_query
 from recordbase.core.idempotency import IdempotencyKeys
 from recordbase.core.job_runner import JobRunner
 from recordbase.core.jobs import AFTER_WRITE, Job
-from recordbase.core.query import Filter, Page, Query, stable_sort
+from recordbase.core.query import Filter, Page, Query, SortKey, stable_sort
 from recordbase.core.records import (
     UNSET,
     ApiKey,
@@ -832,10 +832,7 @@ class RecordService:
                 extra={"max": self.settings.max_page_size},
             )
         sort = stable_sort(query.sort)
-        # The type's version is part of it: a cursor made before a schema change is stale.
-        fp = cursors.fingerprint(
-            rtype.id, rtype.version, query.filter, [str(s) for s in sort], query.text
-        )
+        fp = _fingerprint(rtype, query, sort)
         if cursor and query.offset is not None:
             raise BadRequest("Use either cursor or page, not both.")
         after = cursors.decode(self._cursor_secret, fp, cursor) if cursor else None
@@ -873,8 +870,9 @@ class RecordService:
         ask for one at the first record of a page, under the reversed sort)."""
         p.require("records", "read", type_key)
         rtype = await self.type_for(p, type_key)
+        query = check_query(query, rtype, self.settings)
         sort = stable_sort(query.sort)
-        fp = cursors.fingerprint(rtype.id, query.filter, [str(s) for s in sort], query.text)
+        fp = _fingerprint(rtype, query, sort)
         values = tuple(_sort_value(record, k.path) for k in sort)
         return cursors.encode(self._cursor_secret, fp, values)
 
@@ -897,6 +895,14 @@ class _Matcher:
         holders = tx.find_keys(self.rtype, self.key_name, values)
         by_id = {r.id: r for r in tx.get_records(self.rtype, list(holders.values()))}
         return {v: by_id[rid] for v, rid in holders.items() if rid in by_id}
+
+
+def _fingerprint(rtype: RecordType, query: Query, sort: tuple[SortKey, ...]) -> str:
+    """What a cursor is bound to. The type's version is part of it: a cursor made before a
+    schema change is stale."""
+    return cursors.fingerprint(
+        rtype.id, rtype.version, query.filter, [str(s) for s in sort], query.text
+    )
 
 
 def _sort_value(record: Record, path: tuple[str, ...]) -> Any:
