@@ -110,13 +110,10 @@ async def _load(database_url: str, count: int, deep: int) -> Loaded:
         )
         cursor = after = None
         if found:
-            from recordbase.core import cursor as cursors
-
-            # The cursor the API would hand out at that position (as list_records makes it);
+            # The cursor the API hands out just after that record, made by the service itself;
             # the bench checks it with one request before measuring.
             after = (utc_text(found[0].created_at), found[0].id)
-            fp = cursors.fingerprint(rtype.id, None, [str(s) for s in sort], None)
-            cursor = cursors.encode(service._cursor_secret, fp, after)
+            cursor = await service.cursor_at(p, "items", Query(), found[0])
         return Loaded(secret, cursor, after, rtype.id)
     finally:
         await service.close()

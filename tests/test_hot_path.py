@@ -112,13 +112,3 @@ def test_keyset_pages_cover_every_record_once_in_order(api: Api) -> None:
         keys = [tuple(str(r[k.lstrip("-")]) for k in (*sort.split(","), "id")) for r in seen]
         assert len({r["id"] for r in seen}) == 250
         assert keys == sorted(keys, reverse=sort.startswith("-"))
-
-
-def test_keyset_on_system_columns_is_one_row_value_comparison() -> None:
-    from recordbase.core.query import SortKey
-    from recordbase.stores.sql import SQLITE, Compiler
-
-    c = Compiler(SQLITE)
-    sort = (SortKey(("created_at",)), SortKey(("id",)))
-    assert c.keyset(sort, ("2026-01-01T00:00:00.000000Z", "01J")) == "((created_at, id) > (?, ?))"
-    assert c.order_by(sort) == "created_at ASC, id ASC"

@@ -21,7 +21,11 @@ import orjson
 from recordbase.config import Settings
 from recordbase.core import cursor as cursors
 from recordbase.core.clock import Clock, NewId, new_ulid, system_clock, utc_text
-from recordbase.core.query import Filter, Page, Query, stable_sort
+from recordbase.core.filters import check_query
+from recordbase.core.idempotency import IdempotencyKeys
+from recordbase.core.job_runner import JobRunner
+from recordbase.core.jobs import AFTER_WRITE, Job
+from recordbase.core.query import Filter, Page, Query, SortKey, stable_sort
 from recordbase.core.records import (
     UNSET,
     ApiKey,
@@ -31,6 +35,7 @@ from recordbase.core.records import (
     RecordInput,
     Scope,
 )
+from recordbase.core.shaping import shaper_for
 from recordbase.core.store import ReadTx, Store, UniqueClash, WriteTx
 from recordbase.core.types import RecordType, parse_type_definition
 from recordbase.core.validation import ValidatorCache
@@ -111,6 +116,8 @@ class RecordService:
         self._touched: dict[str, datetime] = {}
         self._cursor_secret = b""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.jobs = JobRunner(self)
+        self.idempotency = IdempotencyKeys(store, settings, clock, new_id)
 
     # lifecycle and caches -----------------------------------------------------------------
 
@@ -127,6 +134,7 @@ class RecordService:
         self._cursor_secret = bytes.fromhex(await self.store.write(secret))
 
     async def close(self) -> None:
+        await self.jobs.stop()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.close()
@@ -298,23 +306,53 @@ class RecordService:
 
         return await self.store.read(read)
 
-    async def create_type(self, p: Principal, body: Any) -> RecordType:
+    async def create_type(
+        self, p: Principal, body: Any, *, extra: dict[str, Any] | None = None
+    ) -> RecordType:
+        """Create a type; `extra` is face metadata persisted with it (e.g. Zendesk field ids)."""
         definition = parse_type_definition(body)
         p.require("types", "write", definition.key)
         now = self.clock()
-        rtype = RecordType(self.new_id(), p.project_id, definition, 1, now, now)
+        rtype = RecordType(self.new_id(), p.project_id, definition, 1, now, now, extra or {})
 
         def write(tx: WriteTx) -> RecordType:
             if tx.get_type(p.project_id, definition.key) is not None:
                 raise TypeExists(f"A record type {definition.key!r} already exists.")
+            tx.insert_type(rtype, definition.naming.next if definition.naming else 1)
+            tx.sync_indexes(rtype)
+            tx.bump_epoch()
+            return rtype
+
+        return await self.store.write(write)
+
+    async def ensure_type(self, p: Principal, body: dict[str, Any]) -> RecordType:
+        """A built-in type that a face owns (e.g. request logs): made on first use.
+
+        No types:write scope is needed: the definition comes from recordbase, not the client.
+        """
+        try:
+            return await self.type_for(p, str(body.get("key")))
+        except TypeNotFound:
+            pass
+        definition = parse_type_definition(body)
+        now = self.clock()
+        rtype = RecordType(self.new_id(), p.project_id, definition, 1, now, now)
+
+        def write(tx: WriteTx) -> RecordType:
+            found = tx.get_type(p.project_id, definition.key)
+            if found is not None:
+                return found
             tx.insert_type(rtype, definition.naming.next if definition.naming else 1)
             tx.bump_epoch()
             return rtype
 
         return await self._write_bumping(write)
 
-    async def update_type(self, p: Principal, key: str, changes: Any) -> tuple[RecordType, int]:
-        """Change a type; `changes` holds the members to replace (the key stays)."""
+    async def update_type(
+        self, p: Principal, key: str, changes: Any, *, extra: dict[str, Any] | None = None
+    ) -> tuple[RecordType, int]:
+        """Change a type; `changes` holds the members to replace (the key stays); `extra`,
+        when given, replaces the type's face metadata."""
         p.require("types", "write", key)
         if not isinstance(changes, dict):
             raise ValidationFailed("Expected a JSON object of type members.")
@@ -327,11 +365,14 @@ class RecordService:
             old = orjson.loads(_definition_json(current))
             definition = parse_type_definition({**old, **changes, "key": key}, key=key)
             updated = current.with_definition(definition, now)
+            if extra is not None:
+                updated = replace(updated, extra=extra)
             self._check_type_change(tx, current, updated)
             next_number = None
             if definition.naming != current.naming and definition.naming is not None:
                 next_number = definition.naming.next
             tx.update_type(updated, next_number)
+            tx.sync_indexes(updated)
             tx.bump_epoch()
             return updated, tx.next_number(updated)
 
@@ -399,6 +440,7 @@ class RecordService:
         self, p: Principal, type_key: str, make: Callable[[RecordType], Callable[[WriteTx], T]]
     ) -> T:
         """Run a record write; if the type changed underneath, reload it and retry once."""
+        after = AFTER_WRITE.get()  # set by the job runner (core/job_runner.py) only
         for attempt in (0, 1):
             rtype = await self.type_for(p, type_key)
             fn = make(rtype)
@@ -410,6 +452,8 @@ class RecordService:
                     result: T = fn(tx)
                 except UniqueClash as exc:
                     raise unique_clash_error(rtype, exc.key_name) from exc
+                if after is not None:
+                    after(tx, result)
                 return result
 
             try:
@@ -452,6 +496,9 @@ class RecordService:
     ) -> Record:
         errors.extend(naming_errors(rtype, item, where, creating=True))
         data = item.data if isinstance(item.data, dict) else {}
+        shaper = shaper_for(rtype)
+        sent = shaper.incoming(data, f"{where}/data", None)
+        data = shaper.complete(sent, sent, None)
         errors.extend(self._check_data(rtype, data, where))
         return Record(
             id=item.id if isinstance(item.id, str) else self.new_id(),
@@ -622,8 +669,10 @@ class RecordService:
     ) -> Record:
         """The record `old` after applying `item` (merge: a patch; else a replacement)."""
         new = replace(old, version=old.version + 1, updated_at=now, updated_by=p.actor)
+        shaper, sent = shaper_for(rtype), item.data if isinstance(item.data, dict) else {}
         if isinstance(item.data, dict):
-            new.data = merge_patch(old.data, item.data) if merge else item.data
+            sent = shaper.incoming(item.data, f"{where}/data", old.data)
+            new.data = merge_patch(old.data, sent) if merge else sent
         elif not merge:
             new.data = {}
         for member in ("name", "external_id", "owner", "description", "attachments"):
@@ -638,6 +687,7 @@ class RecordService:
             elif new.name is None:
                 errors.append(FieldError(f"{where}/name", "required", "a unique name"))
         if new.data is not old.data:
+            new.data = shaper.complete(new.data, sent, old.data)
             errors.extend(self._check_data(rtype, new.data, where))
         return new
 
@@ -665,6 +715,44 @@ class RecordService:
                 check_clashes(tx, rtype, [new], rows, check_ids=False)
                 tx.update_records(rtype, [new], rows)
                 return new
+
+            return write
+
+        return await self._write(p, type_key, make)
+
+    async def update_records(
+        self, p: Principal, type_key: str, changes: Sequence[tuple[str, RecordInput]]
+    ) -> list[Record]:
+        """Patch several records by id in one transaction: all change or none does."""
+        p.require("records", "write", type_key)
+        self._check_batch(changes)
+        ids = [record_id for record_id, _ in changes]
+        if len(set(ids)) != len(ids):
+            raise ValidationFailed(
+                "A record appears twice in one batch update.",
+                errors=[FieldError("/records", "duplicate", "one change per record")],
+            )
+
+        def make(rtype: RecordType) -> Callable[[WriteTx], list[Record]]:
+            now = self.clock()
+
+            def write(tx: WriteTx) -> list[Record]:
+                found = {r.id: r for r in tx.get_records(rtype, ids)}
+                errors: list[FieldError] = []
+                out: list[Record] = []
+                for n, (record_id, item) in enumerate(changes):
+                    old = found.get(record_id)
+                    if old is None:
+                        raise RecordNotFound(f"No record {record_id!r} of type {rtype.key!r}.")
+                    out.append(
+                        self._changed(p, rtype, old, item, f"/records/{n}", errors, now, True)
+                    )
+                _raise_invalid(errors)
+                check_batch_duplicates(rtype, out)
+                rows = [row for r in out for row in key_rows(rtype, r)]
+                check_clashes(tx, rtype, out, rows, check_ids=False)
+                tx.update_records(rtype, out, rows)
+                return out
 
             return write
 
@@ -714,6 +802,34 @@ class RecordService:
 
         return await self._write(p, type_key, make)
 
+    # jobs: durable asynchronous writes (core/jobs.py, core/job_runner.py) -------------------
+
+    async def submit_job(
+        self,
+        p: Principal,
+        type_key: str,
+        action: str,
+        items: Sequence[Any],
+        options: dict[str, Any] | None = None,
+        *,
+        where: str = "/items",
+        precheck: bool = False,
+    ) -> Job:
+        """Accept a write to carry out later; stored durably before this returns.
+
+        `precheck` checks `create` items against the type (schema, naming, shaping) before
+        accepting, so bad data is a 400 at once rather than a failed item later."""
+        return await self.jobs.submit(
+            p, type_key, action, items, options, where=where, precheck=precheck
+        )
+
+    async def get_job(self, p: Principal, job_id: str, *, results: bool = True) -> Job:
+        return await self.jobs.get(p, job_id, results=results)
+
+    async def run_pending_jobs(self) -> int:
+        """Carry out every claimable job now (tests call this; servers run the worker loop)."""
+        return await self.jobs.run_pending()
+
     # reads -------------------------------------------------------------------------------
 
     async def get_record(self, p: Principal, type_key: str, record_id: str) -> Record:
@@ -734,6 +850,7 @@ class RecordService:
     ) -> ListResult:
         p.require("records", "read", type_key)
         rtype = await self.type_for(p, type_key)
+        query = check_query(query, rtype, self.settings)
         page_size = query.limit
         if not 1 <= page_size <= self.settings.max_page_size:
             from recordbase.errors import PageTooLarge
@@ -743,7 +860,9 @@ class RecordService:
                 extra={"max": self.settings.max_page_size},
             )
         sort = stable_sort(query.sort)
-        fp = cursors.fingerprint(rtype.id, query.filter, [str(s) for s in sort], query.text)
+        fp = _fingerprint(rtype, query, sort)
+        if cursor and query.offset is not None:
+            raise BadRequest("Use either cursor or page, not both.")
         after = cursors.decode(self._cursor_secret, fp, cursor) if cursor else None
         if after is not None and len(after) != len(sort):
             raise InvalidCursor("The cursor does not fit this sort.")
@@ -760,6 +879,8 @@ class RecordService:
         if len(records) > page_size:
             records = records[:page_size]
             last = records[-1]
+            if query.offset is not None:  # page-number paging: the faces number the pages
+                return ListResult(records, None, page.count)
             values = tuple(_sort_value(last, k.path) for k in sort)
             next_cursor = cursors.encode(self._cursor_secret, fp, values)
         return ListResult(records, next_cursor, page.count)
@@ -769,7 +890,19 @@ class RecordService:
     ) -> int:
         p.require("records", "read", type_key)
         rtype = await self.type_for(p, type_key)
-        return await self.store.read(lambda tx: tx.count_records(rtype, filter, text))
+        q = check_query(Query(filter=filter, text=text), rtype, self.settings)
+        return await self.store.read(lambda tx: tx.count_records(rtype, q.filter, q.text))
+
+    async def cursor_at(self, p: Principal, type_key: str, query: Query, record: Record) -> str:
+        """A cursor for `query` positioned just after `record` (faces that page backwards
+        ask for one at the first record of a page, under the reversed sort)."""
+        p.require("records", "read", type_key)
+        rtype = await self.type_for(p, type_key)
+        query = check_query(query, rtype, self.settings)
+        sort = stable_sort(query.sort)
+        fp = _fingerprint(rtype, query, sort)
+        values = tuple(_sort_value(record, k.path) for k in sort)
+        return cursors.encode(self._cursor_secret, fp, values)
 
 
 @dataclass(frozen=True)
@@ -790,6 +923,14 @@ class _Matcher:
         holders = tx.find_keys(self.rtype, self.key_name, values)
         by_id = {r.id: r for r in tx.get_records(self.rtype, list(holders.values()))}
         return {v: by_id[rid] for v, rid in holders.items() if rid in by_id}
+
+
+def _fingerprint(rtype: RecordType, query: Query, sort: tuple[SortKey, ...]) -> str:
+    """What a cursor is bound to. The type's version is part of it: a cursor made before a
+    schema change is stale."""
+    return cursors.fingerprint(
+        rtype.id, rtype.version, query.filter, [str(s) for s in sort], query.text
+    )
 
 
 def _sort_value(record: Record, path: tuple[str, ...]) -> Any:
@@ -827,4 +968,5 @@ def _definition_json(rtype: RecordType) -> str:
             k: d[k]
             for k in ("key", "name", "description", "schema", "naming", "unique_keys", "indexes")
         }
+        | rtype.definition.shaping_dict()
     ).decode()
