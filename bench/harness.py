@@ -97,12 +97,15 @@ class Bench:
         unit: str = "req/s",
         per_request: int = 1,
         upsert: int = 0,
+        drain: str = "",
     ) -> Measure:
         env = {
             "BENCH_METHOD": method,
             "BENCH_BODY": body,
             "BENCH_AUTH": auth,
-            "BENCH_PATHS": self.file(f"paths-{abs(hash(label))}.txt", "\n".join(paths).encode())
+            "BENCH_PATHS": self.file(
+                f"paths-{_digest(url.encode())}.txt", "\n".join(paths).encode()
+            )
             if paths
             else "",
             "BENCH_UPSERT": str(upsert) if upsert else "",
@@ -110,6 +113,10 @@ class Bench:
 
         def run() -> Sample:
             r = procs.wrk(url, self.args.seconds, self.conns, env)
+            if drain:
+                # Requests wrk gave up on are still queued in the server; wait them out so
+                # they do not slow the next measure (a read queues behind them).
+                procs.request("GET", drain, auth=auth)
             return Sample(r["rate"] * per_request, r["p99_ms"], r["failed"])
 
         return Measure(label, unit, run)

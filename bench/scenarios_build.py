@@ -7,6 +7,7 @@ scenario a skip that prints the server's reason rather than a table of error rat
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,12 @@ from harness import RECORD_COLUMNS, Bench, _skipped
 from scenarios import Measure, Scenario, Target
 
 T = "/v1/types"
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def _probe(method: str, url: str, body: str, auth: str, ok: tuple[int, ...]) -> str | None:
@@ -30,6 +37,7 @@ def _probe(method: str, url: str, body: str, auth: str, ok: tuple[int, ...]) -> 
 
 def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> list[Scenario]:
     auth = "Bearer " + loaded.secret
+    rb = functools.partial(b.http, drain=base + f"{T}/items/records?limit=1")
     out: list[Scenario] = []
     sqlite = backend == "sqlite"
     records = b.args.records
@@ -53,7 +61,7 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
         return b.http(label, ds[0] + path, "POST", body, auth=ds_auth, unit=unit, per_request=per)
 
     def create() -> Scenario:
-        a = b.http(
+        a = rb(
             "recordbase create 1", base + f"{T}/writes/records", "POST", b.create_body, auth=auth
         )
         refs = [b.http("echo (bare framework)", b.echo + "/echo", "POST", b.create_body)]
@@ -72,7 +80,7 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
         return Scenario("create 1", backend, a, refs, targets)
 
     def batch() -> Scenario:
-        a = b.http(
+        a = rb(
             "recordbase batch 100",
             base + f"{T}/writes/records",
             "POST",
@@ -113,13 +121,12 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
 
     def upsert() -> Scenario:
         path = f"{T}/upserts/records?on=external_id"
-        a = b.http(
-            "recordbase upsert 1", base + path, "PUT", b.upsert_body, auth=auth, upsert=10_000
-        )
+        a = rb("recordbase upsert 1", base + path, "PUT", b.upsert_body, auth=auth, upsert=10_000)
         refs = [b.http("echo (bare framework)", b.echo + "/echo", "PUT", b.upsert_body)]
         return Scenario("upsert by external id", backend, a, refs, [Target(refs[0].label, "")])
 
     def query_ref(label: str, where: str, params: list[list[Any]]) -> list[Measure]:
+        # one spec file per query (the labels repeat across scenarios)
         if not sqlite:
             return []
         spec = {
@@ -128,11 +135,13 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
             "params": [[loaded.items_type_id, *p] for p in params],
             "columns": list(RECORD_COLUMNS),
         }
-        return [b.ref(label, "sqlite-query", url, b.file(f"spec-{label[:9]}.json", spec), "q/s")]
+        return [
+            b.ref(label, "sqlite-query", url, b.file(f"spec-{_digest(where)}.json", spec), "q/s")
+        ]
 
     def filtered() -> Scenario:
         paths = [f"{T}/items/records?data.status__eq={s}&limit=100" for s in data.STATUSES]
-        a = b.http("recordbase filtered list", base + paths[0], paths=paths, auth=auth, unit="q/s")
+        a = rb("recordbase filtered list", base + paths[0], paths=paths, auth=auth, unit="q/s")
         refs = query_ref(
             "raw SQLite query + JSON",
             "json_extract(data, '$.status') = ?",
@@ -158,7 +167,7 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
     def indexed() -> Scenario:
         customers = [f"c-{(i * 37) % data.CUSTOMERS}" for i in range(200)]
         paths = [f"{T}/items/records?data.customer__eq={c}&limit=100" for c in customers]
-        a = b.http(
+        a = rb(
             "recordbase filtered list (indexed)",
             base + paths[0],
             paths=paths,
@@ -182,7 +191,7 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
         if loaded.deep_cursor is None:
             return _skipped("keyset deep", backend, "no deep cursor (too few records)")
         path = f"{T}/items/records?limit=100&cursor={loaded.deep_cursor}"
-        a = b.http("recordbase keyset page", base + path, auth=auth, unit="q/s")
+        a = rb("recordbase keyset page", base + path, auth=auth, unit="q/s")
         after = loaded.deep_after or ("", "")
         refs = query_ref(
             "raw SQLite keyset + JSON",
@@ -199,7 +208,7 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
         )
 
     def keywords() -> Scenario:
-        a = b.http(
+        a = rb(
             "recordbase Keywords AI log", base + "/api/request-logs/", "POST", b.kw_body, auth=auth
         )
         refs = [b.http("echo (bare framework)", b.echo + "/echo", "POST", b.kw_body)]

@@ -112,3 +112,24 @@ def test_keyset_pages_cover_every_record_once_in_order(api: Api) -> None:
         keys = [tuple(str(r[k.lstrip("-")]) for k in (*sort.split(","), "id")) for r in seen]
         assert len({r["id"] for r in seen}) == 250
         assert keys == sorted(keys, reverse=sort.startswith("-"))
+
+
+def test_the_sqlite_store_gathers_planner_statistics_when_it_opens(api: Api) -> None:
+    import sqlite3
+
+    api.make_type(indexes=[{"name": "by_email", "fields": ["data.email"]}])
+    assert api.post(R, json={"records": [{"data": {"email": f"{i}@x"}} for i in range(20)]})
+    path = api.service.store.path
+
+    async def reopen() -> None:
+        other = _other_service(api)
+        await other.start()
+        await other.close()
+
+    asyncio.run(reopen())
+    conn = sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT tbl FROM sqlite_stat1")}
+    finally:
+        conn.close()
+    assert "records" in tables
