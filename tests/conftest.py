@@ -38,7 +38,7 @@ def database_urls() -> list[str]:
     raw = os.environ.get("RECORDBASE_TEST_DATABASE_URLS")
     if raw:
         return [u.strip() for u in raw.split(",") if u.strip()]
-    return ["sqlite"]
+    return ["sqlite", PG_DEFAULT]
 
 
 def require_service(name: str, host: str, port: int) -> None:

@@ -178,8 +178,11 @@ class Compiler:
         for i, key in enumerate(keys):
             ands = []
             for prev, value in zip(keys[:i], after[:i], strict=False):
-                col = self.column(prev.path)
-                ands.append(f"{col} IS NULL" if value is None else f"{col} = {self.bind(value)}")
+                if value is None:
+                    ands.append(f"{self.column(prev.path)} IS NULL")
+                else:
+                    col, ph = self.scalar(prev.path, value)
+                    ands.append(f"{col} = {ph}")
             col, value = self.column(key.path), after[i]
             if value is None:
                 # NULLs sort last ascending / first descending: after a NULL only NULLs remain
@@ -190,7 +193,8 @@ class Compiler:
                     continue
             else:
                 op = "<" if key.descending else ">"
-                cmp = f"{col} {op} {self.bind(value)}"
+                col, ph = self.scalar(key.path, value)
+                cmp = f"{col} {op} {ph}"
                 if not key.descending:
                     cmp = f"({cmp} OR {col} IS NULL)"
                 ands.append(cmp)
