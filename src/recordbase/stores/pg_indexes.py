@@ -45,7 +45,8 @@ def wanted(rtype: RecordType) -> dict[str, str]:
 
 def existing(conn: psycopg.Connection[Any], rtype: RecordType) -> set[str]:
     rows = conn.execute(
-        "SELECT indexname FROM pg_indexes WHERE tablename = 'records' AND indexname LIKE %s",
+        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND tablename = 'records' AND indexname LIKE %s",
         (_prefix(rtype) + "%",),
     )
     return {str(r[0]) for r in rows}

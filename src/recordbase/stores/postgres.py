@@ -50,11 +50,18 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     set_json_loads(orjson.loads, conn)
 
 
+def _utc(url: str) -> str:
+    """The URL with `-c timezone=UTC` added to its options: timestamps come back in UTC."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    params["options"] = (str(params.get("options") or "") + " -c timezone=UTC").strip()
+    return psycopg.conninfo.make_conninfo("", **params)
+
+
 def migrate(url: str) -> int:
     """Apply the packaged migrations not yet applied (under an advisory lock)."""
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        has_meta = conn.execute("SELECT to_regclass('public.meta') IS NOT NULL").fetchone()
+        has_meta = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
         current = 0
         if has_meta and has_meta[0]:
             row = conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()
@@ -98,10 +105,9 @@ class PostgresStore:
         await loop.run_in_executor(None, self.migrate)
         size = max(1, self.settings.pg_pool_max)
         self._pool = ConnectionPool(
-            self.url,
+            _utc(self.url),
             min_size=max(1, min(self.settings.pg_pool_min, size)),
             max_size=size,
-            kwargs={"options": "-c timezone=UTC"},
             configure=_configure,
             open=False,
             name="recordbase",

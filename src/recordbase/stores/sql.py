@@ -137,8 +137,9 @@ class Compiler:
             if self.d.name == "sqlite" and op != "icontains":
                 # SQLite's LIKE ignores ASCII case; GLOB-free exactness via instr/substr.
                 return self._sqlite_exact(col, op, str(v))
-            member = self.member(c.path, v) if op == "contains" and c.path[0] == "data" else None
+            # Bind in the order the placeholders appear: the pattern first, then the member.
             clause = f"({col} {like} {self.bind(pattern)} ESCAPE '\\')"
+            member = self.member(c.path, v) if op == "contains" and c.path[0] == "data" else None
             return f"({clause} OR {member})" if member else clause
         raise ValueError(op)
 
