@@ -115,6 +115,11 @@ def create_app(
 
 
 def _default_limiter(settings: Settings) -> Limiter:
+    if settings.redis_url:
+        # Shared by every worker; see ratelimit_redis.py and docs/rate-limits.md.
+        from recordbase.ratelimit_redis import RedisLimiter
+
+        return RedisLimiter.from_url(settings.redis_url)
     return MemoryLimiter()
 
 
