@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,7 +41,9 @@ def faces() -> list[tuple[Face, list[BaseRoute]]]:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "store": request.app.state.service.store.info()})
+    # The pid tells which worker answered (several workers share one port).
+    store = request.app.state.service.store.info()
+    return JSONResponse({"status": "ok", "pid": os.getpid(), "store": store})
 
 
 def _render(request: Request, error: RecordbaseError) -> Response:

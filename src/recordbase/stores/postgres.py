@@ -33,6 +33,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool
 
 from recordbase.config import Settings
+from recordbase.errors import Conflict
 from recordbase.stores.common import migrations
 from recordbase.stores.postgres_tx import PgTx, Raced
 
@@ -77,6 +78,16 @@ def migrate(url: str) -> int:
         )
         conn.execute("INSERT INTO meta (k, v) VALUES ('epoch', '0') ON CONFLICT DO NOTHING")
     return current
+
+
+def _retry(exc: Exception, tx: PgTx, writing: bool, attempt: int) -> bool:
+    """Whether a failed call may have lost a race, so that running it again could succeed."""
+    if isinstance(exc, _RETRYABLE) or (writing and tx.raced):
+        return True
+    # In READ COMMITTED each statement sees the newest commits, so the service's own clash
+    # check can see a row that its earlier lookup missed (an upsert that should have become an
+    # update). One more run sees that row from the start; a real clash just answers 409 again.
+    return writing and attempt == 0 and isinstance(exc, Conflict)
 
 
 class PostgresStore:
@@ -199,9 +210,7 @@ class PostgresStore:
                 try:
                     result = self._once(conn, tx, fn, writing)
                 except Exception as exc:
-                    if attempt + 1 < ATTEMPTS and (
-                        isinstance(exc, _RETRYABLE) or (writing and tx.raced)
-                    ):
+                    if attempt + 1 < ATTEMPTS and _retry(exc, tx, writing, attempt):
                         log.debug("write lost a race (%s); retrying", type(exc).__name__)
                         continue
                     raise
