@@ -78,7 +78,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url, default_rate=1000.0, default_burst=1000)
+    # No background job worker: tests carry jobs out with api.run_jobs(), never waiting.
+    return Settings(database_url=db_url, default_rate=1000.0, default_burst=1000, job_worker=False)
 
 
 @dataclass
@@ -101,6 +102,11 @@ class Api:
             lambda: self.service.create_key(project, list(scopes), **options)
         )
         return str(secret)
+
+    def run_jobs(self) -> int:
+        """Carry out every queued job now (the background worker is off in tests)."""
+        done: int = self.client.portal.call(self.service.run_pending_jobs)  # type: ignore[union-attr]
+        return done
 
     def request(self, method: str, path: str, key: str | None = None, **kw: Any) -> Any:
         headers = {**self.headers(key), **kw.pop("headers", {})}

@@ -24,6 +24,7 @@ from recordbase.core.store import Store
 from recordbase.errors import MethodNotAllowed, RecordbaseError, RouteNotFound
 from recordbase.ratelimit import Limiter, MemoryLimiter
 from recordbase.stores import open_store
+from recordbase.web.faces import keywords
 from recordbase.web.http import JSONResponse
 from recordbase.web.middleware import Face, Pipeline
 from recordbase.web.native import docs
@@ -37,7 +38,10 @@ NATIVE = Face("native", ("/v1",), render_problem)
 
 def faces() -> list[tuple[Face, list[BaseRoute]]]:
     """Every face with its routes. A new face adds one line here and a folder in web/faces."""
-    return [(NATIVE, list(native_routes()))]
+    return [
+        (NATIVE, list(native_routes())),
+        (keywords.FACE, list(keywords.routes())),
+    ]
 
 
 async def healthz(request: Request) -> Response:
@@ -91,6 +95,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.start()
+        if settings.job_worker:
+            service.jobs.start()
         try:
             yield
         finally:

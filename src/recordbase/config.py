@@ -67,6 +67,30 @@ class Settings:
     idempotency_ttl_seconds: int = _setting(
         86400, "How long an Idempotency-Key and its stored response are kept."
     )
+    idempotency_lock_seconds: int = _setting(
+        60,
+        "How long a request holding an Idempotency-Key blocks retries with the same key (409 "
+        "idempotency_in_progress); after that a retry may run it again (its process died).",
+    )
+    job_worker: bool = _setting(
+        True, "Run the job worker (asynchronous writes) inside each `recordbase serve` process."
+    )
+    job_poll_seconds: float = _setting(
+        1.0,
+        "How often an idle job worker looks for jobs queued by other processes (jobs queued "
+        "in its own process wake it at once).",
+    )
+    job_lease_seconds: int = _setting(
+        30,
+        "How long a job worker's claim on a running job lasts without progress; after that "
+        "(its process died) another worker resumes the job where it stopped.",
+    )
+    job_max_attempts: int = _setting(
+        5, "A job whose worker fails this many times is marked failed."
+    )
+    job_chunk: int = _setting(
+        100, "Most job items applied in one transaction (smaller: finer progress)."
+    )
     log_level: str = _setting("info", "Log level: debug, info, warning or error.")
     docs_enabled: bool = _setting(True, "Serve /docs (the OpenAPI page for people).")
 

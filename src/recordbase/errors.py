@@ -197,14 +197,14 @@ class SchemaConflict(Conflict):
     title = "Existing records break the new schema"
 
 
-class TypeInUse(Conflict):
-    code = "type_in_use"
-    title = "Record type still has records"
-
-
 class NamingFrozen(Conflict):
     code = "naming_frozen"
     title = "Naming rules are frozen once records exist"
+
+
+class IdempotencyInProgress(Conflict):
+    code = "idempotency_in_progress"
+    title = "A request with this Idempotency-Key is still running"
 
 
 class PreconditionFailed(RecordbaseError):

@@ -20,6 +20,9 @@ import orjson
 from recordbase.config import Settings
 from recordbase.core import cursor as cursors
 from recordbase.core.clock import Clock, NewId, new_ulid, system_clock, utc_text
+from recordbase.core.idempotency import IdempotencyKeys
+from recordbase.core.job_runner import JobRunner
+from recordbase.core.jobs import AFTER_WRITE, Job
 from recordbase.core.query import Filter, Page, Query, stable_sort
 from recordbase.core.records import (
     UNSET,
@@ -30,6 +33,7 @@ from recordbase.core.records import (
     RecordInput,
     Scope,
 )
+from recordbase.core.shaping import shaper_for
 from recordbase.core.store import ReadTx, Store, UniqueClash, WriteTx
 from recordbase.core.types import RecordType, parse_type_definition
 from recordbase.core.validation import ValidatorCache
@@ -102,6 +106,8 @@ class RecordService:
         self._touched: dict[str, datetime] = {}
         self._cursor_secret = b""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.jobs = JobRunner(self)
+        self.idempotency = IdempotencyKeys(store, settings, clock, new_id)
 
     # lifecycle and caches -----------------------------------------------------------------
 
@@ -118,6 +124,7 @@ class RecordService:
         self._cursor_secret = bytes.fromhex(await self.store.write(secret))
 
     async def close(self) -> None:
+        await self.jobs.stop()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.close()
@@ -292,6 +299,29 @@ class RecordService:
 
         return await self.store.write(write)
 
+    async def ensure_type(self, p: Principal, body: dict[str, Any]) -> RecordType:
+        """A built-in type that a face owns (e.g. request logs): made on first use.
+
+        No types:write scope is needed: the definition comes from recordbase, not the client.
+        """
+        try:
+            return await self.type_for(p, str(body.get("key")))
+        except TypeNotFound:
+            pass
+        definition = parse_type_definition(body)
+        now = self.clock()
+        rtype = RecordType(self.new_id(), p.project_id, definition, 1, now, now)
+
+        def write(tx: WriteTx) -> RecordType:
+            found = tx.get_type(p.project_id, definition.key)
+            if found is not None:
+                return found
+            tx.insert_type(rtype, definition.naming.next if definition.naming else 1)
+            tx.bump_epoch()
+            return rtype
+
+        return await self.store.write(write)
+
     async def update_type(self, p: Principal, key: str, changes: Any) -> tuple[RecordType, int]:
         """Change a type; `changes` holds the members to replace (the key stays)."""
         p.require("types", "write", key)
@@ -378,6 +408,7 @@ class RecordService:
         self, p: Principal, type_key: str, make: Callable[[RecordType], Callable[[WriteTx], T]]
     ) -> T:
         """Run a record write; if the type changed underneath, reload it and retry once."""
+        after = AFTER_WRITE.get()  # set by the job runner (core/job_runner.py) only
         for attempt in (0, 1):
             rtype = await self.type_for(p, type_key)
             fn = make(rtype)
@@ -389,6 +420,8 @@ class RecordService:
                     result: T = fn(tx)
                 except UniqueClash as exc:
                     raise unique_clash_error(rtype, exc.key_name) from exc
+                if after is not None:
+                    after(tx, result)
                 return result
 
             try:
@@ -431,6 +464,9 @@ class RecordService:
     ) -> Record:
         errors.extend(naming_errors(rtype, item, where, creating=True))
         data = item.data if isinstance(item.data, dict) else {}
+        shaper = shaper_for(rtype)
+        sent = shaper.incoming(data, f"{where}/data", None)
+        data = shaper.complete(sent, sent, None)
         errors.extend(self._check_data(rtype, data, where))
         return Record(
             id=item.id if isinstance(item.id, str) else self.new_id(),
@@ -600,8 +636,10 @@ class RecordService:
     ) -> Record:
         """The record `old` after applying `item` (merge: a patch; else a replacement)."""
         new = replace(old, version=old.version + 1, updated_at=now, updated_by=p.actor)
+        shaper, sent = shaper_for(rtype), item.data if isinstance(item.data, dict) else {}
         if isinstance(item.data, dict):
-            new.data = merge_patch(old.data, item.data) if merge else item.data
+            sent = shaper.incoming(item.data, f"{where}/data", old.data)
+            new.data = merge_patch(old.data, sent) if merge else sent
         elif not merge:
             new.data = {}
         for member in ("name", "external_id", "owner", "description", "attachments"):
@@ -616,6 +654,7 @@ class RecordService:
             elif new.name is None:
                 errors.append(FieldError(f"{where}/name", "required", "a unique name"))
         if new.data is not old.data:
+            new.data = shaper.complete(new.data, sent, old.data)
             errors.extend(self._check_data(rtype, new.data, where))
         return new
 
@@ -643,6 +682,44 @@ class RecordService:
                 check_clashes(tx, rtype, [new], rows, check_ids=False)
                 tx.update_records(rtype, [new], rows)
                 return new
+
+            return write
+
+        return await self._write(p, type_key, make)
+
+    async def update_records(
+        self, p: Principal, type_key: str, changes: Sequence[tuple[str, RecordInput]]
+    ) -> list[Record]:
+        """Patch several records by id in one transaction: all change or none does."""
+        p.require("records", "write", type_key)
+        self._check_batch(changes)
+        ids = [record_id for record_id, _ in changes]
+        if len(set(ids)) != len(ids):
+            raise ValidationFailed(
+                "A record appears twice in one batch update.",
+                errors=[FieldError("/records", "duplicate", "one change per record")],
+            )
+
+        def make(rtype: RecordType) -> Callable[[WriteTx], list[Record]]:
+            now = self.clock()
+
+            def write(tx: WriteTx) -> list[Record]:
+                found = {r.id: r for r in tx.get_records(rtype, ids)}
+                errors: list[FieldError] = []
+                out: list[Record] = []
+                for n, (record_id, item) in enumerate(changes):
+                    old = found.get(record_id)
+                    if old is None:
+                        raise RecordNotFound(f"No record {record_id!r} of type {rtype.key!r}.")
+                    out.append(
+                        self._changed(p, rtype, old, item, f"/records/{n}", errors, now, True)
+                    )
+                _raise_invalid(errors)
+                check_batch_duplicates(rtype, out)
+                rows = [row for r in out for row in key_rows(rtype, r)]
+                check_clashes(tx, rtype, out, rows, check_ids=False)
+                tx.update_records(rtype, out, rows)
+                return out
 
             return write
 
@@ -691,6 +768,28 @@ class RecordService:
             return write
 
         return await self._write(p, type_key, make)
+
+    # jobs: durable asynchronous writes (core/jobs.py, core/job_runner.py) -------------------
+
+    async def submit_job(
+        self,
+        p: Principal,
+        type_key: str,
+        action: str,
+        items: Sequence[Any],
+        options: dict[str, Any] | None = None,
+        *,
+        where: str = "/items",
+    ) -> Job:
+        """Accept a write to carry out later; stored durably before this returns."""
+        return await self.jobs.submit(p, type_key, action, items, options, where=where)
+
+    async def get_job(self, p: Principal, job_id: str, *, results: bool = True) -> Job:
+        return await self.jobs.get(p, job_id, results=results)
+
+    async def run_pending_jobs(self) -> int:
+        """Carry out every claimable job now (tests call this; servers run the worker loop)."""
+        return await self.jobs.run_pending()
 
     # reads -------------------------------------------------------------------------------
 
@@ -801,4 +900,5 @@ def _definition_json(rtype: RecordType) -> str:
             k: d[k]
             for k in ("key", "name", "description", "schema", "naming", "unique_keys", "indexes")
         }
+        | rtype.definition.shaping_dict()
     ).decode()

@@ -37,6 +37,11 @@ TYPE_MEMBERS = (
     "naming",
     "unique_keys",
     "indexes",
+    "aliases",
+    "computed",
+    "read_only",
+    "discriminator",
+    "constants",
 )
 
 
@@ -83,6 +88,39 @@ class TypeDefinition:
     naming: Naming | None = None
     unique_keys: tuple[KeySpec, ...] = ()
     indexes: tuple[KeySpec, ...] = ()
+    # Write-time shaping (core/shaping.py): old name -> new name, path -> expression, ...
+    aliases: dict[str, str] = field(default_factory=dict)
+    computed: dict[str, str] = field(default_factory=dict)
+    read_only: tuple[str, ...] = ()
+    discriminator: Discriminator | None = None
+    constants: dict[str, Any] = field(default_factory=dict)
+
+    def shaping_dict(self) -> dict[str, Any]:
+        """The shaping members as JSON (stored with the definition and shown by the API)."""
+        return {
+            "aliases": dict(self.aliases),
+            "computed": dict(self.computed),
+            "read_only": list(self.read_only),
+            "discriminator": self.discriminator.as_dict() if self.discriminator else None,
+            "constants": self.constants,
+        }
+
+
+@dataclass(frozen=True)
+class Discriminator:
+    """A field whose value selects how other fields are parsed (see core/shaping.py)."""
+
+    field: str
+    cases: dict[str, dict[str, tuple[str, ...]]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "cases": {
+                value: {how: list(paths) for how, paths in case.items()}
+                for value, case in self.cases.items()
+            },
+        }
 
 
 @dataclass(frozen=True)
@@ -169,6 +207,9 @@ def parse_type_definition(body: Any, *, key: str | None = None) -> TypeDefinitio
     naming = _parse_naming(body.get("naming"), errors)
     unique_keys = _parse_keyspecs(body.get("unique_keys"), "unique_keys", errors)
     indexes = _parse_keyspecs(body.get("indexes"), "indexes", errors)
+    from recordbase.core.shaping import parse_shaping
+
+    shaping = parse_shaping(body, errors)
     if errors:
         first = errors[0]
         raise (InvalidSchema if first.path.startswith("/schema") else ValidationFailed)(
@@ -183,6 +224,7 @@ def parse_type_definition(body: Any, *, key: str | None = None) -> TypeDefinitio
         naming=naming,
         unique_keys=unique_keys,
         indexes=indexes,
+        **shaping,
     )
 
 
@@ -275,6 +317,7 @@ def type_as_dict(rtype: RecordType, next_number: int | None = None) -> dict[str,
         "naming": d.naming.as_dict(next_number) if d.naming else None,
         "unique_keys": [k.as_dict() for k in d.unique_keys],
         "indexes": [k.as_dict() for k in d.indexes],
+        **d.shaping_dict(),
         "version": rtype.version,
         "created_at": rtype.created_at,
         "updated_at": rtype.updated_at,

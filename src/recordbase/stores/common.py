@@ -10,7 +10,7 @@ import orjson
 
 from recordbase.core.clock import utc_text
 from recordbase.core.records import ApiKey, Project, Record, Scope
-from recordbase.core.types import KeySpec, Naming, RecordType, TypeDefinition
+from recordbase.core.types import Discriminator, KeySpec, Naming, RecordType, TypeDefinition
 
 RECORD_COLUMNS = (
     "id, name, external_id, owner, data, description, attachments, version, "
@@ -87,6 +87,7 @@ def definition_to_json(d: TypeDefinition) -> str:
             "naming": d.naming.as_dict() if d.naming else None,
             "unique_keys": [k.as_dict() for k in d.unique_keys],
             "indexes": [k.as_dict() for k in d.indexes],
+            **d.shaping_dict(),
         }
     ).decode()
 
@@ -103,6 +104,7 @@ def type_from_row(row: Any) -> RecordType:
         naming=Naming(**naming) if naming else None,
         unique_keys=tuple(KeySpec(k["name"], tuple(k["fields"])) for k in raw["unique_keys"]),
         indexes=tuple(KeySpec(k["name"], tuple(k["fields"])) for k in raw["indexes"]),
+        **_shaping_from_json(raw),
     )
     return RecordType(
         id=row[0],
@@ -113,6 +115,23 @@ def type_from_row(row: Any) -> RecordType:
         updated_at=parse_ts(row[5]),
         extra=orjson.loads(extra) if isinstance(extra, (str, bytes)) else (extra or {}),
     )
+
+
+def _shaping_from_json(raw: dict[str, Any]) -> dict[str, Any]:
+    """The shaping members of a stored definition (absent in rows written before they existed)."""
+    disc = raw.get("discriminator")
+    return {
+        "aliases": raw.get("aliases") or {},
+        "computed": raw.get("computed") or {},
+        "read_only": tuple(raw.get("read_only") or ()),
+        "discriminator": Discriminator(
+            disc["field"],
+            {v: {a: tuple(p) for a, p in c.items()} for v, c in disc["cases"].items()},
+        )
+        if disc
+        else None,
+        "constants": raw.get("constants") or {},
+    }
 
 
 def migrations(dialect: str) -> list[tuple[int, str]]:

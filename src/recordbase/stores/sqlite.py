@@ -40,6 +40,7 @@ from recordbase.stores.common import (
     ts,
     type_from_row,
 )
+from recordbase.stores.jobs_sql import JobsSql
 from recordbase.stores.sql import SQLITE, Compiler
 
 T = TypeVar("T")
@@ -100,8 +101,8 @@ def _statements(sql: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-class SqliteTx:
-    """ReadTx and WriteTx over one SQLite connection (see core/store.py)."""
+class SqliteTx(JobsSql):
+    """ReadTx and WriteTx over one SQLite connection (see core/store.py; jobs: jobs_sql.py)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn

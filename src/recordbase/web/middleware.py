@@ -1,4 +1,4 @@
-"""The request pipeline: request id -> face -> principal -> rate limit -> errors.
+"""The request pipeline: request id -> face -> principal -> rate limit -> idempotency -> errors.
 
 A pure ASGI middleware (no per-request BaseHTTPMiddleware overhead). It picks the face by
 path prefix, lets the face pull the credential out of the headers, authenticates through the
@@ -22,6 +22,7 @@ from ulid import ULID
 from recordbase.core.records import Principal
 from recordbase.errors import RateLimited, RecordbaseError, Unavailable
 from recordbase.ratelimit import Decision
+from recordbase.web.idempotency import idempotency_key, run_idempotent
 
 log = logging.getLogger("recordbase")
 
@@ -96,7 +97,19 @@ class Pipeline:
         try:
             if path not in face.public_paths and not _is_public(path):
                 await self._admit(scope, face, state, extra_headers)
-            await self.app(scope, receive, send_with_headers)
+            key = idempotency_key(scope)
+            if key is not None and "principal" in state:
+                await run_idempotent(
+                    self.app,
+                    scope,
+                    receive,
+                    send_with_headers,
+                    self._service(scope),
+                    state["principal"],
+                    key,
+                )
+            else:
+                await self.app(scope, receive, send_with_headers)
         except Exception as exc:
             if started:
                 raise

@@ -50,7 +50,16 @@ OPERATIONS: list[tuple[str, str, str, str | None, str, str | None]] = [
     ),
     ("put", R + "/{id}", "Replace a record", "RecordInput", "200", "Record"),
     ("delete", R + "/{id}", "Delete a record", None, "204", None),
+    ("get", "/v1/jobs/{id}", "Get a job (an asynchronous write)", None, "200", "Job"),
 ]
+# Writes that answer 202 with a Job under `Prefer: respond-async` (docs/jobs.md).
+ASYNC_OPERATIONS = {
+    ("post", R),
+    ("put", R),
+    ("patch", R + "/{id}"),
+    ("put", R + "/{id}"),
+    ("delete", R + "/{id}"),
+}
 
 _STRING_OR_NULL = {"type": ["string", "null"]}
 SCHEMAS: dict[str, Any] = {
@@ -86,6 +95,33 @@ SCHEMAS: dict[str, Any] = {
             "naming": {"type": ["object", "null"]},
             "unique_keys": {"type": "array", "items": {"$ref": "#/components/schemas/KeySpec"}},
             "indexes": {"type": "array", "items": {"$ref": "#/components/schemas/KeySpec"}},
+            "aliases": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "old data path -> new data path (docs/types.md)",
+            },
+            "computed": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "data path -> expression, evaluated on write (docs/types.md)",
+            },
+            "read_only": {"type": "array", "items": {"type": "string"}},
+            "discriminator": {
+                "type": ["object", "null"],
+                "properties": {
+                    "field": {"type": "string"},
+                    "cases": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "properties": {
+                                "parse_json": {"type": "array", "items": {"type": "string"}}
+                            },
+                        },
+                    },
+                },
+            },
+            "constants": {"type": "object", "description": "names usable in expressions"},
         },
     },
     "KeySpec": {
@@ -166,6 +202,32 @@ SCHEMAS: dict[str, Any] = {
             "count": {"type": "integer"},
         },
     },
+    "Job": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"type": "string"},
+            "action": {
+                "type": "string",
+                "enum": ["create", "upsert", "update", "delete", "delete_by"],
+            },
+            "options": {"type": "object"},
+            "status": {"type": "string", "enum": ["queued", "running", "completed", "failed"]},
+            "total": {"type": "integer"},
+            "processed": {"type": "integer"},
+            "succeeded": {"type": "integer"},
+            "failed": {"type": "integer"},
+            "progress": {"type": "number"},
+            "attempts": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "error": {"type": ["object", "null"]},
+            "results": {"type": "array", "items": {"type": "object"}},
+            "url": {"type": "string"},
+        },
+    },
     "UpsertResult": {
         "type": "object",
         "properties": {
@@ -217,6 +279,11 @@ def _operation(
             },
         },
     }
+    if (method, path) in ASYNC_OPERATIONS:
+        op["responses"]["202"] = {
+            "description": "Accepted as a job (the request sent Prefer: respond-async)",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}},
+        }
     params = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in ("type", "id")

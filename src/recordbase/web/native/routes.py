@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from recordbase.core.jobs import Job
 from recordbase.core.query import DEFAULT_SORT, Query
 from recordbase.core.records import Principal, RecordInput, parse_record_input
 from recordbase.core.service import RecordService
@@ -103,7 +104,7 @@ async def delete_type(request: Request) -> Response:
 # records ----------------------------------------------------------------------------------
 
 
-def _record_items(body: Any) -> list[RecordInput]:
+def _raw_items(body: Any) -> list[Any]:
     body = expect_object(body, ("records", "record"))
     if ("records" in body) == ("record" in body):
         raise ValidationFailed(
@@ -119,6 +120,11 @@ def _record_items(body: Any) -> list[RecordInput]:
             raise ValidationFailed(
                 "records must be a list.", errors=[FieldError("/records", "type", "a list")]
             )
+    return list(items)
+
+
+def _record_items(body: Any) -> list[RecordInput]:
+    items = _raw_items(body)
     errors: list[FieldError] = []
     parsed = [parse_record_input(item, f"/records/{i}", errors) for i, item in enumerate(items)]
     if errors:
@@ -153,9 +159,46 @@ def _record_response(record: Any, status: int = 200) -> Response:
     )
 
 
+def wants_async(request: Request) -> bool:
+    """Whether the client sent `Prefer: respond-async` (RFC 7240)."""
+    prefer = request.headers.get("prefer", "")
+    tokens = (part.split(";", 1)[0].split("=", 1)[0].strip().lower() for part in prefer.split(","))
+    return "respond-async" in tokens
+
+
+def job_url(job: Job) -> str:
+    return f"/v1/jobs/{job.id}"
+
+
+def job_as_dict(job: Job) -> dict[str, Any]:
+    return {**job.as_dict(), "url": job_url(job)}
+
+
+async def _submit(
+    request: Request, action: str, items: list[Any], options: dict[str, Any], where: str
+) -> Response:
+    job = await service(request).submit_job(
+        principal(request), request.path_params["type"], action, items, options, where=where
+    )
+    return JSONResponse(
+        job_as_dict(job),
+        status_code=202,
+        headers={"Location": job_url(job), "Preference-Applied": "respond-async"},
+    )
+
+
+async def get_job(request: Request) -> Response:
+    check_params(request.query_params, ())
+    job = await service(request).get_job(principal(request), request.path_params["id"])
+    return JSONResponse(job_as_dict(job))
+
+
 async def create_records(request: Request) -> Response:
     check_params(request.query_params, ())
-    items = _record_items(await json_body(request))
+    body = await json_body(request)
+    if wants_async(request):
+        return await _submit(request, "create", _raw_items(body), {}, "/records")
+    items = _record_items(body)
     records = await service(request).create_records(
         principal(request), request.path_params["type"], items
     )
@@ -165,7 +208,10 @@ async def create_records(request: Request) -> Response:
 async def upsert_records(request: Request) -> Response:
     check_params(request.query_params, ("on",))
     on = request.query_params.get("on", "external_id")
-    items = _record_items(await json_body(request))
+    body = await json_body(request)
+    if wants_async(request):
+        return await _submit(request, "upsert", _raw_items(body), {"on": on}, "/records")
+    items = _record_items(body)
     result = await service(request).upsert_records(
         principal(request), request.path_params["type"], on, items
     )
@@ -210,7 +256,13 @@ async def put_record(request: Request) -> Response:
 
 async def _update(request: Request, *, merge: bool) -> Response:
     check_params(request.query_params, ())
-    item = _one_item(await json_body(request))
+    body = await json_body(request)
+    item = _one_item(body)
+    if wants_async(request):
+        options = {"merge": merge, "if_match": _if_match(request)}
+        return await _submit(
+            request, "update", [{**body, "id": request.path_params["id"]}], options, ""
+        )
     record = await service(request).update_record(
         principal(request),
         request.path_params["type"],
@@ -224,6 +276,9 @@ async def _update(request: Request, *, merge: bool) -> Response:
 
 async def delete_record(request: Request) -> Response:
     check_params(request.query_params, ())
+    if wants_async(request):
+        options = {"if_match": _if_match(request)}
+        return await _submit(request, "delete", [{"id": request.path_params["id"]}], options, "")
     await service(request).delete_record(
         principal(request),
         request.path_params["type"],
@@ -249,6 +304,7 @@ def routes() -> list[Route]:
         Route(r + "/{id}", patch_record, methods=["PATCH"]),
         Route(r + "/{id}", put_record, methods=["PUT"]),
         Route(r + "/{id}", delete_record, methods=["DELETE"]),
+        Route("/v1/jobs/{id}", get_job, methods=["GET"]),
     ]
 
 
