@@ -37,6 +37,7 @@ from recordbase.stores.common import (
     record_from_row,
     type_from_row,
 )
+from recordbase.stores.jobs_sql import JobsSql
 from recordbase.stores.sql import POSTGRES, Compiler
 
 _CHUNK = 1000  # rows per multi-row statement: 13 parameters each stays far below 65535
@@ -51,7 +52,11 @@ class Raced(Exception):
     """A concurrent transaction got in first; the store retries the whole call."""
 
 
-class PgTx:
+class PgTx(JobsSql):
+    placeholder = "%s"
+    # Concurrent workers each claim a different job instead of queueing on one row lock.
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
     def __init__(self, conn: psycopg.Connection[Any], writing: bool) -> None:
         self.conn = conn
         self.writing = writing
@@ -178,7 +183,7 @@ class PgTx:
     def insert_type(self, rtype: RecordType, next_number: int) -> None:
         row = self._one(
             "INSERT INTO record_types (id, project_id, key, definition, version, next_number, "
-            "extra, created_at, updated_at) VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s) "
+            "extra, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT DO NOTHING RETURNING id",
             (
                 rtype.id,
@@ -187,7 +192,7 @@ class PgTx:
                 definition_to_json(rtype.definition),
                 rtype.version,
                 next_number,
-                Jsonb(rtype.extra),
+                orjson.dumps(rtype.extra).decode(),
                 rtype.created_at,
                 rtype.updated_at,
             ),
@@ -199,12 +204,12 @@ class PgTx:
 
     def update_type(self, rtype: RecordType, next_number: int | None) -> None:
         self.conn.execute(
-            "UPDATE record_types SET definition = %s::jsonb, version = %s, extra = %s, "
+            "UPDATE record_types SET definition = %s, version = %s, extra = %s, "
             "updated_at = %s, next_number = COALESCE(%s, next_number) WHERE id = %s",
             (
                 definition_to_json(rtype.definition),
                 rtype.version,
-                Jsonb(rtype.extra),
+                orjson.dumps(rtype.extra).decode(),
                 rtype.updated_at,
                 next_number,
                 rtype.id,

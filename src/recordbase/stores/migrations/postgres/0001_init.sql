@@ -31,10 +31,11 @@ CREATE TABLE record_types (
     id TEXT PRIMARY KEY,
     project_id TEXT NOT NULL REFERENCES projects(id),
     key TEXT NOT NULL,
-    definition JSONB NOT NULL,
+    -- JSON text, not jsonb: jsonb reorders object keys, and computed fields run in order.
+    definition TEXT NOT NULL,
     version INTEGER NOT NULL,
     next_number BIGINT NOT NULL DEFAULT 1,
-    extra JSONB NOT NULL DEFAULT '{}',
+    extra TEXT NOT NULL DEFAULT '{}',
     created_at TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL,
     UNIQUE (project_id, key)
