@@ -45,8 +45,8 @@ def test_declared_index_is_created_used_and_dropped(
         lambda: api.service.store.write(lambda tx: tx.conn.execute("ANALYZE records"))
     )
     by_age = Query(filter=Condition(("data", "age"), "eq", 7), sort=(SortKey(("id",)),))
-    assert "rbi_" in _plan(api, by_age)
+    assert "rbx_" in _plan(api, by_age)
     sorted_by_age = Query(sort=(SortKey(("data", "age")), SortKey(("id",))), limit=5)
-    assert "rbi_" in _plan(api, sorted_by_age)
+    assert "rbx_" in _plan(api, sorted_by_age)
     assert api.patch("/v1/types/contact", json={"indexes": []}).status_code == 200
-    assert "rbi_" not in _plan(api, by_age)
+    assert "rbx_" not in _plan(api, by_age)

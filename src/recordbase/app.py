@@ -24,7 +24,7 @@ from recordbase.core.store import Store
 from recordbase.errors import MethodNotAllowed, RecordbaseError, RouteNotFound
 from recordbase.ratelimit import Limiter, MemoryLimiter
 from recordbase.stores import open_store
-from recordbase.web.faces import keywords
+from recordbase.web.faces import keywords, zendesk
 from recordbase.web.http import JSONResponse
 from recordbase.web.middleware import Face, Pipeline
 from recordbase.web.native import docs
@@ -41,6 +41,7 @@ def faces() -> list[tuple[Face, list[BaseRoute]]]:
     return [
         (NATIVE, list(native_routes())),
         (keywords.FACE, list(keywords.routes())),
+        (zendesk.FACE, zendesk.routes()),
     ]
 
 

@@ -32,6 +32,8 @@ class Condition:
     path: tuple[str, ...]
     op: str
     value: Any
+    # The field's kind (core/filters.py KINDS), set by `check_query`; stores compare by it.
+    kind: str = "any"
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ Filter = Union[Condition, And, Or, Not]  # noqa: UP007 - a runtime alias used by
 class SortKey:
     path: tuple[str, ...]
     descending: bool = False
+    kind: str = "any"  # set by `check_query`, like Condition.kind
 
     def __str__(self) -> str:
         return ("-" if self.descending else "") + ".".join(self.path)
@@ -90,7 +93,8 @@ def stable_sort(sort: tuple[SortKey, ...]) -> tuple[SortKey, ...]:
     for i, key in enumerate(sort):
         if key.path == ("id",):
             return sort[: i + 1]
-    return (*sort, SortKey(("id",), bool(sort) and sort[-1].descending))
+    last_desc = bool(sort) and sort[-1].descending
+    return (*sort, SortKey(("id",), last_desc, "string"))
 
 
 def conjoin(*filters: Filter | None) -> Filter | None:

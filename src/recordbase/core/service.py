@@ -20,10 +20,11 @@ import orjson
 from recordbase.config import Settings
 from recordbase.core import cursor as cursors
 from recordbase.core.clock import Clock, NewId, new_ulid, system_clock, utc_text
+from recordbase.core.filters import check_query
 from recordbase.core.idempotency import IdempotencyKeys
 from recordbase.core.job_runner import JobRunner
 from recordbase.core.jobs import AFTER_WRITE, Job
-from recordbase.core.query import Filter, Page, Query, stable_sort
+from recordbase.core.query import Filter, Page, Query, SortKey, stable_sort
 from recordbase.core.records import (
     UNSET,
     ApiKey,
@@ -284,16 +285,20 @@ class RecordService:
 
         return await self.store.read(read)
 
-    async def create_type(self, p: Principal, body: Any) -> RecordType:
+    async def create_type(
+        self, p: Principal, body: Any, *, extra: dict[str, Any] | None = None
+    ) -> RecordType:
+        """Create a type; `extra` is face metadata persisted with it (e.g. Zendesk field ids)."""
         definition = parse_type_definition(body)
         p.require("types", "write", definition.key)
         now = self.clock()
-        rtype = RecordType(self.new_id(), p.project_id, definition, 1, now, now)
+        rtype = RecordType(self.new_id(), p.project_id, definition, 1, now, now, extra or {})
 
         def write(tx: WriteTx) -> RecordType:
             if tx.get_type(p.project_id, definition.key) is not None:
                 raise TypeExists(f"A record type {definition.key!r} already exists.")
             tx.insert_type(rtype, definition.naming.next if definition.naming else 1)
+            tx.sync_indexes(rtype)
             tx.bump_epoch()
             return rtype
 
@@ -322,8 +327,11 @@ class RecordService:
 
         return await self.store.write(write)
 
-    async def update_type(self, p: Principal, key: str, changes: Any) -> tuple[RecordType, int]:
-        """Change a type; `changes` holds the members to replace (the key stays)."""
+    async def update_type(
+        self, p: Principal, key: str, changes: Any, *, extra: dict[str, Any] | None = None
+    ) -> tuple[RecordType, int]:
+        """Change a type; `changes` holds the members to replace (the key stays); `extra`,
+        when given, replaces the type's face metadata."""
         p.require("types", "write", key)
         if not isinstance(changes, dict):
             raise ValidationFailed("Expected a JSON object of type members.")
@@ -336,11 +344,14 @@ class RecordService:
             old = orjson.loads(_definition_json(current))
             definition = parse_type_definition({**old, **changes, "key": key}, key=key)
             updated = current.with_definition(definition, now)
+            if extra is not None:
+                updated = replace(updated, extra=extra)
             self._check_type_change(tx, current, updated)
             next_number = None
             if definition.naming != current.naming and definition.naming is not None:
                 next_number = definition.naming.next
             tx.update_type(updated, next_number)
+            tx.sync_indexes(updated)
             tx.bump_epoch()
             return updated, tx.next_number(updated)
 
@@ -811,6 +822,7 @@ class RecordService:
     ) -> ListResult:
         p.require("records", "read", type_key)
         rtype = await self.type_for(p, type_key)
+        query = check_query(query, rtype, self.settings)
         page_size = query.limit
         if not 1 <= page_size <= self.settings.max_page_size:
             from recordbase.errors import PageTooLarge
@@ -820,7 +832,9 @@ class RecordService:
                 extra={"max": self.settings.max_page_size},
             )
         sort = stable_sort(query.sort)
-        fp = cursors.fingerprint(rtype.id, query.filter, [str(s) for s in sort], query.text)
+        fp = _fingerprint(rtype, query, sort)
+        if cursor and query.offset is not None:
+            raise BadRequest("Use either cursor or page, not both.")
         after = cursors.decode(self._cursor_secret, fp, cursor) if cursor else None
         if after is not None and len(after) != len(sort):
             raise InvalidCursor("The cursor does not fit this sort.")
@@ -837,6 +851,8 @@ class RecordService:
         if len(records) > page_size:
             records = records[:page_size]
             last = records[-1]
+            if query.offset is not None:  # page-number paging: the faces number the pages
+                return ListResult(records, None, page.count)
             values = tuple(_sort_value(last, k.path) for k in sort)
             next_cursor = cursors.encode(self._cursor_secret, fp, values)
         return ListResult(records, next_cursor, page.count)
@@ -846,7 +862,19 @@ class RecordService:
     ) -> int:
         p.require("records", "read", type_key)
         rtype = await self.type_for(p, type_key)
-        return await self.store.read(lambda tx: tx.count_records(rtype, filter, text))
+        q = check_query(Query(filter=filter, text=text), rtype, self.settings)
+        return await self.store.read(lambda tx: tx.count_records(rtype, q.filter, q.text))
+
+    async def cursor_at(self, p: Principal, type_key: str, query: Query, record: Record) -> str:
+        """A cursor for `query` positioned just after `record` (faces that page backwards
+        ask for one at the first record of a page, under the reversed sort)."""
+        p.require("records", "read", type_key)
+        rtype = await self.type_for(p, type_key)
+        query = check_query(query, rtype, self.settings)
+        sort = stable_sort(query.sort)
+        fp = _fingerprint(rtype, query, sort)
+        values = tuple(_sort_value(record, k.path) for k in sort)
+        return cursors.encode(self._cursor_secret, fp, values)
 
 
 @dataclass(frozen=True)
@@ -867,6 +895,14 @@ class _Matcher:
         holders = tx.find_keys(self.rtype, self.key_name, values)
         by_id = {r.id: r for r in tx.get_records(self.rtype, list(holders.values()))}
         return {v: by_id[rid] for v, rid in holders.items() if rid in by_id}
+
+
+def _fingerprint(rtype: RecordType, query: Query, sort: tuple[SortKey, ...]) -> str:
+    """What a cursor is bound to. The type's version is part of it: a cursor made before a
+    schema change is stale."""
+    return cursors.fingerprint(
+        rtype.id, rtype.version, query.filter, [str(s) for s in sort], query.text
+    )
 
 
 def _sort_value(record: Record, path: tuple[str, ...]) -> Any:

@@ -1,11 +1,13 @@
 """Declared indexes of a record type as real PostgreSQL expression indexes.
 
-Each declared index (`indexes: [{"name", "fields"}]`) becomes
-`CREATE INDEX rbi_<type id>_<digest> ON records (type_id, <expr>, ...)`, where each <expr> is
-exactly the SQL the query compiler writes for that path, so the planner can match them. The
+Each declared index becomes `CREATE INDEX rbx_... ON records (type_id, <expr>..., id)`, where
+each <expr> is exactly what the query compiler reads the path with (`Compiler.expression`,
+by the field's kind: jsonb for numbers and strings, `rb_instant(...)` for date-times), so the
+planner matches filters and sorts on it; the trailing `id` serves the sort's tie-break. The
 leading `type_id` column (rather than a partial `WHERE type_id = '…'`) keeps the index usable
-by prepared statements whose type id is a parameter. Indexes are created in the type's own
-transaction: no index is left behind by a rolled-back type change.
+by prepared statements whose type id is a parameter. Names come from `sql.index_name` (as on
+SQLite), shortened to a digest when longer than PostgreSQL's 63-byte identifiers. Runs in the
+type change's own transaction: a rolled-back change leaves no index behind.
 """
 
 from __future__ import annotations
@@ -16,38 +18,48 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from recordbase.core.types import RecordType
-from recordbase.stores.sql import POSTGRES, SYSTEM_COLUMNS
+from recordbase.core.filters import field_kind
+from recordbase.core.types import RecordType, parse_path
+from recordbase.errors import InvalidFilter
+from recordbase.stores.sql import POSTGRES, Compiler, index_name, index_prefix
+
+_MAX_NAME = 63
 
 
-def _prefix(rtype: RecordType) -> str:
-    return "rbi_" + "".join(ch for ch in rtype.id.lower() if ch.isalnum())[:32] + "_"
-
-
-def _expression(field: str) -> str:
-    path = tuple(field.split("."))
-    if path[0] == "data":
-        return POSTGRES.json_path(path)
-    return SYSTEM_COLUMNS[path[0]]
+def _name(rtype: RecordType, declared: str, expressions: list[str]) -> str:
+    name = index_name(rtype.id, declared, expressions)
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
+    return f"rbx_{index_prefix(rtype.id)}{digest}"[:_MAX_NAME]
 
 
 def wanted(rtype: RecordType) -> dict[str, str]:
     """Index name -> CREATE INDEX statement for every declared index of the type."""
-    prefix = _prefix(rtype)
+    compiler = Compiler(POSTGRES)
     out: dict[str, str] = {}
     for spec in rtype.definition.indexes:
-        exprs = [_expression(f) for f in spec.fields]
-        digest = hashlib.blake2b("|".join(exprs).encode(), digest_size=5).hexdigest()
-        name = prefix + digest
-        out[name] = f"CREATE INDEX IF NOT EXISTS {name} ON records (type_id, {', '.join(exprs)})"
+        expressions = []
+        for field in spec.fields:
+            path = parse_path(field)
+            try:
+                kind = field_kind(rtype, path)
+            except InvalidFilter:
+                kind = "any"  # undeclared: indexed as stored
+            expressions.append(compiler.expression(path, kind))
+        name = _name(rtype, spec.name, expressions)
+        # NULLS FIRST as the compiler sorts (nulls smallest); read backwards for descending.
+        columns = ", ".join(["type_id", *(f"{e} NULLS FIRST" for e in [*expressions, "id"])])
+        out[name] = f'CREATE INDEX IF NOT EXISTS "{name}" ON records ({columns})'
     return out
 
 
-def existing(conn: psycopg.Connection[Any], rtype: RecordType) -> set[str]:
+def existing(conn: psycopg.Connection[Any], type_id: str) -> set[str]:
+    prefix = "rbx_" + index_prefix(type_id)
     rows = conn.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
-        "AND tablename = 'records' AND indexname LIKE %s",
-        (_prefix(rtype) + "%",),
+        "AND tablename = 'records' AND left(indexname, %s) = %s",
+        (len(prefix), prefix),
     )
     return {str(r[0]) for r in rows}
 
@@ -55,13 +67,13 @@ def existing(conn: psycopg.Connection[Any], rtype: RecordType) -> set[str]:
 def sync(conn: psycopg.Connection[Any], rtype: RecordType) -> None:
     """Create the declared indexes that are missing and drop those no longer declared."""
     want = wanted(rtype)
-    have = existing(conn, rtype)
+    have = existing(conn, rtype.id)
     for name in sorted(have - set(want)):
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
     for name in sorted(set(want) - have):
         conn.execute(want[name].encode())
 
 
-def drop_all(conn: psycopg.Connection[Any], rtype: RecordType) -> None:
-    for name in sorted(existing(conn, rtype)):
+def drop_all(conn: psycopg.Connection[Any], type_id: str) -> None:
+    for name in sorted(existing(conn, type_id)):
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))

@@ -38,7 +38,7 @@ from recordbase.stores.common import (
     type_from_row,
 )
 from recordbase.stores.jobs_sql import JobsSql
-from recordbase.stores.sql import POSTGRES, Compiler
+from recordbase.stores.sql import POSTGRES, Compiler, pg_tsquery
 
 _CHUNK = 1000  # rows per multi-row statement: 13 parameters each stays far below 65535
 _INSERT_RECORD = (
@@ -200,7 +200,6 @@ class PgTx(JobsSql):
         if row is None:  # another worker created the same type key first
             self.raced = True
             raise Raced("type")
-        pg_indexes.sync(self.conn, rtype)
 
     def update_type(self, rtype: RecordType, next_number: int | None) -> None:
         self.conn.execute(
@@ -215,14 +214,22 @@ class PgTx(JobsSql):
                 rtype.id,
             ),
         )
-        pg_indexes.sync(self.conn, rtype)
 
     def delete_type(self, rtype: RecordType) -> int:
         deleted = self.conn.execute("DELETE FROM records WHERE type_id = %s", (rtype.id,)).rowcount
         self.conn.execute("DELETE FROM record_keys WHERE type_id = %s", (rtype.id,))
         self.conn.execute("DELETE FROM record_types WHERE id = %s", (rtype.id,))
-        pg_indexes.drop_all(self.conn, rtype)
+        pg_indexes.drop_all(self.conn, rtype.id)
         return int(deleted)
+
+    def sync_indexes(self, rtype: RecordType) -> None:
+        pg_indexes.sync(self.conn, rtype)
+
+    def explain(self, rtype: RecordType, query: Query) -> str:
+        """PostgreSQL's plan for a list query (for tests and operators)."""
+        sql, params = self._select(rtype, query, count=False)
+        rows = self.conn.execute("EXPLAIN " + sql, params).fetchall()
+        return "\n".join(str(r[0]) for r in rows)
 
     def allocate_numbers(self, rtype: RecordType, count: int) -> int:
         # The row lock this UPDATE takes serializes numbering across workers until commit; a
@@ -266,8 +273,9 @@ class PgTx(JobsSql):
         where = ["type_id = " + c.bind(rtype.id)]
         if query.filter is not None:
             where.append(c.compile(query.filter))
-        if query.text:
-            where.append(_text_clause(c, query.text))
+        match = pg_tsquery(query.text) if query.text else None
+        if match is not None:
+            where.append(POSTGRES.text_match(c, match))
         if count:
             return "SELECT count(*) FROM records WHERE " + " AND ".join(where), c.params
         if query.after is not None:
@@ -420,14 +428,4 @@ def _update_params(type_id: str, r: Record) -> tuple[Any, ...]:
         r.updated_by,
         type_id,
         r.id,
-    )
-
-
-def _text_clause(c: Compiler, text: str) -> str:
-    # Until full-text search lands: a prefix match over the name and the data's JSON text,
-    # as SQLite does.
-    pattern = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return (
-        f"(name LIKE {c.bind(pattern)} ESCAPE '\\' OR data::text LIKE "
-        f"{c.bind('%' + pattern)} ESCAPE '\\')"
     )

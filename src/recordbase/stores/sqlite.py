@@ -41,7 +41,8 @@ from recordbase.stores.common import (
     type_from_row,
 )
 from recordbase.stores.jobs_sql import JobsSql
-from recordbase.stores.sql import SQLITE, Compiler
+from recordbase.stores.sql import SQLITE, Compiler, fts_query
+from recordbase.stores.sqlite_indexes import drop_indexes, explain, sync_indexes
 
 T = TypeVar("T")
 _STOP = object()
@@ -62,6 +63,8 @@ def connect(path: str, synchronous: str = "NORMAL", readonly: bool = False) -> s
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA cache_size=-65536")
     conn.execute("PRAGMA temp_store=MEMORY")
+    # Unicode case folding for iexact/icontains (SQLite's lower() folds ASCII only).
+    conn.create_function("rb_fold", 1, _fold, deterministic=True)
     if readonly:
         conn.execute("PRAGMA query_only=ON")
     return conn
@@ -96,9 +99,21 @@ def migrate(conn: sqlite3.Connection) -> int:
     return current
 
 
+def _fold(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
+
+
 def _statements(sql: str) -> list[str]:
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    # complete_statement knows that a trigger body's `;` does not end the CREATE TRIGGER.
+    found, buffer = [], ""
+    for line in sql.splitlines(keepends=True):
+        if line.strip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            found.append(buffer.strip().rstrip(";"))
+            buffer = ""
+    return [s for s in found if s] + ([buffer.strip()] if buffer.strip() else [])
 
 
 class SqliteTx(JobsSql):
@@ -252,6 +267,7 @@ class SqliteTx(JobsSql):
         )
 
     def delete_type(self, rtype: RecordType) -> int:
+        drop_indexes(self.conn, rtype.id)
         deleted = self.conn.execute("DELETE FROM records WHERE type_id = ?", (rtype.id,)).rowcount
         self.conn.execute("DELETE FROM record_keys WHERE type_id = ?", (rtype.id,))
         self.conn.execute("DELETE FROM record_types WHERE id = ?", (rtype.id,))
@@ -301,8 +317,9 @@ class SqliteTx(JobsSql):
         where = ["type_id = " + c.bind(rtype.id)]
         if query.filter is not None:
             where.append(c.compile(query.filter))
-        if query.text:
-            where.append(self._text_clause(c, rtype, query.text))
+        match = fts_query(query.text) if query.text else None
+        if match is not None:
+            where.append(SQLITE.text_match(c, match))
         if count:
             return "SELECT count(*) FROM records WHERE " + " AND ".join(where), c.params
         if query.after is not None:
@@ -315,14 +332,13 @@ class SqliteTx(JobsSql):
             sql += f" OFFSET {int(query.offset)}"
         return sql, c.params
 
-    def _text_clause(self, c: Compiler, rtype: RecordType, text: str) -> str:
-        # Plain prefix match over the name and the whole data text; the query issue replaces
-        # this with the database's full-text index.
-        pattern = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        return (
-            f"(name LIKE {c.bind(pattern)} ESCAPE '\\' OR data LIKE "
-            f"{c.bind('%' + pattern)} ESCAPE '\\')"
-        )
+    def sync_indexes(self, rtype: RecordType) -> None:
+        sync_indexes(self.conn, rtype)
+
+    def explain(self, rtype: RecordType, query: Query) -> str:
+        """The query plan of a list query (for tests and operators)."""
+        sql, params = self._select(rtype, query, count=False)
+        return explain(self.conn, sql, params)
 
     def list_records(self, rtype: RecordType, query: Query) -> list[Record]:
         sql, params = self._select(rtype, query, count=False)

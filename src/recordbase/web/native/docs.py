@@ -39,6 +39,8 @@ OPERATIONS: list[tuple[str, str, str, str | None, str, str | None]] = [
         "UpsertResult",
     ),
     ("get", R, "List records (filters, sort, keyset pages)", None, "200", "RecordPage"),
+    ("post", R + "/query", "Query records (JSON filter form)", "RecordQuery", "200", "RecordPage"),
+    ("get", R + "/count", "Count records (same filters as the list)", None, "200", "RecordCount"),
     ("get", R + "/{id}", "Get a record", None, "200", "Record"),
     (
         "patch",
@@ -202,6 +204,24 @@ SCHEMAS: dict[str, Any] = {
             "count": {"type": "integer"},
         },
     },
+    "RecordQuery": {
+        "type": "object",
+        "properties": {
+            "filter": {
+                "type": "object",
+                "description": '{"<path>": {"operator": op, "value": [...]}, "and"|"or": '
+                '[...], "not": {...}} (docs/filters.md)',
+            },
+            "sort": {"type": ["array", "string"], "items": {"type": "string"}},
+            "limit": {"type": "integer", "minimum": 1},
+            "cursor": _STRING_OR_NULL,
+            "count": {"type": "boolean"},
+            "q": _STRING_OR_NULL,
+            "page": {"type": "integer", "minimum": 1},
+            "page_size": {"type": "integer", "minimum": 1},
+        },
+    },
+    "RecordCount": {"type": "object", "properties": {"count": {"type": "integer"}}},
     "Job": {
         "type": "object",
         "properties": {

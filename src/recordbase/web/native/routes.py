@@ -226,6 +226,25 @@ async def upsert_records(request: Request) -> Response:
 
 async def list_records(request: Request) -> Response:
     query, cursor = query_params.parse_list_params(request)
+    return await _records_page(request, query, cursor)
+
+
+async def query_records(request: Request) -> Response:
+    check_params(request.query_params, ())
+    body = await json_body(request)
+    query, cursor = query_params.parse_query_body(body, request.app.state.settings)
+    return await _records_page(request, query, cursor)
+
+
+async def count_records(request: Request) -> Response:
+    query = query_params.parse_count_params(request)
+    count = await service(request).count_records(
+        principal(request), request.path_params["type"], query.filter, query.text
+    )
+    return JSONResponse({"count": count})
+
+
+async def _records_page(request: Request, query: Query, cursor: str | None) -> Response:
     result = await service(request).list_records(
         principal(request), request.path_params["type"], query, cursor
     )
@@ -300,6 +319,8 @@ def routes() -> list[Route]:
         Route(r, create_records, methods=["POST"]),
         Route(r, upsert_records, methods=["PUT"]),
         Route(r, list_records, methods=["GET"]),
+        Route(r + "/query", query_records, methods=["POST"]),
+        Route(r + "/count", count_records, methods=["GET"]),
         Route(r + "/{id}", get_record, methods=["GET"]),
         Route(r + "/{id}", patch_record, methods=["PATCH"]),
         Route(r + "/{id}", put_record, methods=["PUT"]),
