@@ -87,7 +87,7 @@ def test_old_names_defaults_computed_and_ignored_keys(api: Api) -> None:
         "delimiter": "\n\n",
         "disable_log": False,
         "request_breakdown": False,
-        "keywordsai_api_controls": {"block": False},
+        "keywordsai_api_controls": {"block": True},
         "status_code": 500,
     }
     log = create(api, body).json()

@@ -36,9 +36,16 @@ from recordbase.core.jobs import (
     principal_to_dict,
     record_input,
 )
-from recordbase.core.records import Principal, Record
+from recordbase.core.records import Principal, Record, parse_record_input
 from recordbase.core.store import WriteTx
-from recordbase.errors import Forbidden, JobNotFound, RecordbaseError, TypeNotFound
+from recordbase.errors import (
+    FieldError,
+    Forbidden,
+    JobNotFound,
+    RecordbaseError,
+    TypeNotFound,
+    ValidationFailed,
+)
 
 if TYPE_CHECKING:
     from recordbase.core.service import RecordService, UpsertResult
@@ -70,6 +77,7 @@ class JobRunner:
         options: dict[str, Any] | None = None,
         *,
         where: str = "/items",
+        precheck: bool = False,
     ) -> Job:
         p.require("records", "write", type_key)
         opts = check_options(action, options)
@@ -78,6 +86,8 @@ class JobRunner:
             self.service._upsert_matcher(rtype, opts["on"])  # 400 listing the valid keys
         check_items(action, opts, items, self.settings.max_batch, where)
         now = self.service.clock()
+        if precheck and action == "create":
+            self._precheck(p, rtype, items, where, now)
         job = Job(
             id=self.service.new_id(),
             project_id=p.project_id,
@@ -96,6 +106,20 @@ class JobRunner:
         await self.store.write(lambda tx: tx.insert_job(job, principal_to_dict(p), stored))
         self.wake.set()
         return job
+
+    def _precheck(
+        self, p: Principal, rtype: Any, items: Sequence[Any], where: str, now: datetime
+    ) -> None:
+        """The checks a synchronous create makes before its transaction, on every item."""
+        errors: list[FieldError] = []
+        for i, item in enumerate(items):
+            parsed = parse_record_input(item, f"{where}/{i}", errors)
+            self.service._new_record(p, rtype, parsed, f"{where}/{i}", errors, now)
+        if errors:
+            raise ValidationFailed(
+                f"{len(errors)} problem(s); first at {errors[0].path}: {errors[0].message}",
+                errors=errors,
+            )
 
     async def get(self, p: Principal, job_id: str, *, results: bool = True) -> Job:
         def read(tx: Any) -> Job:

@@ -791,9 +791,15 @@ class RecordService:
         options: dict[str, Any] | None = None,
         *,
         where: str = "/items",
+        precheck: bool = False,
     ) -> Job:
-        """Accept a write to carry out later; stored durably before this returns."""
-        return await self.jobs.submit(p, type_key, action, items, options, where=where)
+        """Accept a write to carry out later; stored durably before this returns.
+
+        `precheck` checks `create` items against the type (schema, naming, shaping) before
+        accepting, so bad data is a 400 at once rather than a failed item later."""
+        return await self.jobs.submit(
+            p, type_key, action, items, options, where=where, precheck=precheck
+        )
 
     async def get_job(self, p: Principal, job_id: str, *, results: bool = True) -> Job:
         return await self.jobs.get(p, job_id, results=results)

@@ -178,7 +178,13 @@ async def _submit(
     request: Request, action: str, items: list[Any], options: dict[str, Any], where: str
 ) -> Response:
     job = await service(request).submit_job(
-        principal(request), request.path_params["type"], action, items, options, where=where
+        principal(request),
+        request.path_params["type"],
+        action,
+        items,
+        options,
+        where=where,
+        precheck=True,
     )
     return JSONResponse(
         job_as_dict(job),

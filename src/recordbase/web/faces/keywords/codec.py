@@ -100,6 +100,48 @@ def log_data(body: Any, where: str = "") -> dict[str, Any]:
     return data
 
 
+def blocks(body: Any, where: str = "") -> bool:
+    """`keywordsai_api_controls.block` of one log body (default true); a malformed one is 400."""
+    controls = body.get("keywordsai_api_controls") if isinstance(body, dict) else None
+    if controls is None:
+        return True
+    path = f"{where}/keywordsai_api_controls"
+    if not isinstance(controls, dict):
+        raise ValidationFailed(
+            'keywordsai_api_controls must be an object, e.g. {"block": false}.',
+            errors=[FieldError(path, "type", "an object")],
+        )
+    unknown = [k for k in controls if k != "block"]
+    if unknown:
+        raise UnknownMember(
+            f"Unknown keywordsai_api_controls field(s) {', '.join(map(repr, unknown))}; "
+            "valid: block.",
+            errors=[FieldError(f"{path}/{k}", "unknown_member", "valid: block") for k in unknown],
+            extra={"valid": ["block"]},
+        )
+    block = controls.get("block")
+    if block is not None and not isinstance(block, bool):
+        raise ValidationFailed(
+            "keywordsai_api_controls.block must be true or false.",
+            errors=[FieldError(f"{path}/block", "type", "true or false")],
+        )
+    return block is not False
+
+
+def pending_log(unique_id: str, data: dict[str, Any], organization_id: str) -> dict[str, Any]:
+    """A queued log (`block: false`) as answered before it is written: its id and `pending`."""
+    out: dict[str, Any] = {
+        "id": unique_id,
+        "unique_id": unique_id,
+        "organization_id": organization_id,
+        "status": "pending",
+        "timestamp": data.get("timestamp"),
+    }
+    if "customer_identifier" in data:
+        out["customer_identifier"] = data["customer_identifier"]
+    return out
+
+
 def normalize_time(value: Any, where: str) -> str:
     """An ISO 8601 instant as fixed-width UTC text, so that text order is time order."""
     parsed = parse_time(value, where)

@@ -2,9 +2,10 @@
 
 Every route answers under `/api/request-logs/...` and the older SDKs' `/request-logs/...`,
 with and without a trailing slash and without redirects (docs/research/sdks.md). The built-in
-`request_log` type is made on first use (`ensure_type`). Writes are synchronous: a log is
-acknowledged only after its transaction commits, also when `keywordsai_api_controls.block` is
-false (see docs/faces/keywords.md).
+`request_log` type is made on first use (`ensure_type`). A log is acknowledged only once it is
+durable: with `keywordsai_api_controls.block` true (the default) after its transaction commits,
+with `block: false` as soon as it is stored as a job (core/jobs.py), with its unique_id already
+assigned, so the answer comes before the write (docs/faces/keywords.md).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from recordbase.core.clock import utc_text
+from recordbase.core.jobs import Job
 from recordbase.core.query import Condition, Filter, Query
 from recordbase.core.records import Principal, Record, RecordInput
 from recordbase.core.service import RecordService
@@ -66,36 +68,89 @@ def _relocate(exc: RecordbaseError, prefix: str) -> RecordbaseError:
     return exc
 
 
-async def _create(svc: RecordService, p: Principal, bodies: list[Any], prefix: str) -> list[Record]:
+def _log_data(svc: RecordService, bodies: list[Any], prefix: str) -> list[dict[str, Any]]:
+    """Every log's record data, checked in the request (400 at once, also with block false)."""
     now = utc_text(svc.clock())
-    items = []
+    out = []
     for i, body in enumerate(bodies):
-        data = codec.log_data(body, f"{prefix}/{i}" if prefix else "")
+        where = f"{prefix}/{i}" if prefix else ""
+        codec.blocks(body, where)
+        data = codec.log_data(body, where)
+        # The time the log was received, also when it is queued and written later.
         data.setdefault("timestamp", now)
-        items.append(RecordInput(data=data))
+        out.append(data)
+    return out
+
+
+async def _create(svc: RecordService, p: Principal, bodies: list[Any], prefix: str) -> list[Record]:
+    items = [RecordInput(data=data) for data in _log_data(svc, bodies, prefix)]
     try:
         return await svc.create_records(p, TYPE_KEY, items)
     except RecordbaseError as exc:
         raise _relocate(exc, prefix) from None
 
 
+async def _queue(
+    svc: RecordService, p: Principal, bodies: list[Any], prefix: str
+) -> tuple[Job, list[dict[str, Any]]]:
+    """Store the logs as one `create` job and answer with their pending form (`block: false`).
+
+    Each log's unique_id is assigned here and stored in its job item, so the client can GET
+    the log once the job has run; the job is committed before this returns, so an answered log
+    survives a crash.
+    """
+    items: list[dict[str, Any]] = [
+        {"id": svc.new_id(), "data": data} for data in _log_data(svc, bodies, prefix)
+    ]
+    try:
+        job = await svc.submit_job(
+            p, TYPE_KEY, "create", items, where="/records", precheck=True
+        )
+    except RecordbaseError as exc:
+        raise _relocate(exc, prefix) from None
+    pending = [codec.pending_log(item["id"], item["data"], p.project_id) for item in items]
+    return job, pending
+
+
+def _job_link(job: Job) -> dict[str, Any]:
+    # Where the native API reports the job's progress and each log's outcome (docs/jobs.md).
+    return {"job_id": job.id, "job_url": f"/v1/jobs/{job.id}"}
+
+
 async def create_log(request: Request) -> Response:
     body = await json_body(request)
     svc, p = await _ready(request)
+    if not codec.blocks(body):
+        job, (pending,) = await _queue(svc, p, [body], "")
+        return JSONResponse({**pending, **_job_link(job)}, 202)
     records = await _create(svc, p, [body], "")
     return JSONResponse(codec.render_log(records[0], p.project_id), 201)
 
 
 async def bulk_create(request: Request) -> Response:
-    body = expect_object(await json_body(request), ("logs",))
+    body = expect_object(await json_body(request), ("logs", "keywordsai_api_controls"))
     logs = body.get("logs")
     if not isinstance(logs, list):
         raise ValidationFailed(
             'Send {"logs": [...]}.', errors=[FieldError("/logs", "type", "a list of logs")]
         )
     svc, p = await _ready(request)
+    if _bulk_queued(body, logs):
+        job, pending = await _queue(svc, p, logs, "/logs")
+        return JSONResponse({"status": "pending", **_bulk_result(pending), **_job_link(job)}, 202)
     records = await _create(svc, p, logs, "/logs")
     return JSONResponse(_bulk_result([codec.render_log(r, p.project_id) for r in records]))
+
+
+def _bulk_queued(body: dict[str, Any], logs: list[Any]) -> bool:
+    """Queue a batch when the body says `block: false`, or when every one of its logs does.
+
+    A synchronous answer also honours a log's `block: false` (it only allows answering early),
+    so a batch that mixes the two is written at once.
+    """
+    if not codec.blocks(body):
+        return True
+    return bool(logs) and not any(codec.blocks(log, f"/logs/{i}") for i, log in enumerate(logs))
 
 
 def _bulk_result(results: list[dict[str, Any]]) -> dict[str, Any]:
