@@ -50,6 +50,30 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(f"{message}; start it to run these tests")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "backend(name): run only on `sqlite` or on `postgresql` database URLs"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip) backend-specific tests on the other backend's parameter."""
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("backend")
+        callspec = getattr(item, "callspec", None)
+        url = callspec.params.get("db_url") if callspec is not None else None
+        if marker is None or url is None:
+            keep.append(item)
+            continue
+        is_pg = str(url).startswith("postgres")
+        (keep if is_pg == (marker.args[0] == "postgresql") else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 class FakeClock:
     """A clock the tests move by hand (house rule 9: tests never sleep)."""
 
