@@ -18,7 +18,7 @@ case "${1:-}" in
   serve) setup; shift; exec .venv/bin/recordbase serve --demo "$@" ;;
   test)
     setup; shift
-    export RECORDBASE_TEST_DATABASE_URLS=${RECORDBASE_TEST_DATABASE_URLS:-sqlite}
+    export RECORDBASE_TEST_DATABASE_URLS=${RECORDBASE_TEST_DATABASE_URLS:-sqlite,postgresql://postgres@127.0.0.1:5432/test}
     exec .venv/bin/python -m pytest "$@" ;;
   *) echo "usage: ./dev.sh setup|serve|test [args]"; exit 2 ;;
 esac

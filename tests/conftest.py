@@ -38,7 +38,7 @@ def database_urls() -> list[str]:
     raw = os.environ.get("RECORDBASE_TEST_DATABASE_URLS")
     if raw:
         return [u.strip() for u in raw.split(",") if u.strip()]
-    return ["sqlite"]
+    return ["sqlite", PG_DEFAULT]
 
 
 def require_service(name: str, host: str, port: int) -> None:
@@ -48,6 +48,30 @@ def require_service(name: str, host: str, port: int) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message}; CI must run these tests (start it: see .ci/run)")
     pytest.skip(f"{message}; start it to run these tests")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "backend(name): run only on `sqlite` or on `postgresql` database URLs"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip) backend-specific tests on the other backend's parameter."""
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("backend")
+        callspec = getattr(item, "callspec", None)
+        url = callspec.params.get("db_url") if callspec is not None else None
+        if marker is None or url is None:
+            keep.append(item)
+            continue
+        is_pg = str(url).startswith("postgres")
+        (keep if is_pg == (marker.args[0] == "postgresql") else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 class FakeClock:

@@ -74,10 +74,9 @@ def test_text_index_follows_writes(books: Api) -> None:
 
 
 def plan(api: Api, type_key: str, params: dict[str, str], sort: str | None = None) -> str:
+
     async def read() -> str:
         store = api.service.store
-        if store.dialect != "sqlite":
-            pytest.skip("plan tests read SQLite's EXPLAIN QUERY PLAN")
 
         def fn(tx: Any) -> str:
             project = tx.project_by_name("p1")
@@ -92,6 +91,7 @@ def plan(api: Api, type_key: str, params: dict[str, str], sort: str | None = Non
     return str(api.client.portal.call(read))  # type: ignore[union-attr]
 
 
+@pytest.mark.backend("sqlite")  # SQLite's EXPLAIN QUERY PLAN
 def test_declared_indexes_are_used(api: Api) -> None:
     indexes = [
         {"name": "by_year", "fields": ["data.year"]},
@@ -140,6 +140,7 @@ def test_declared_indexes_are_used(api: Api) -> None:
     assert api.get(f"{R}/count", params=after).json() == {"count": 24}
 
 
+@pytest.mark.backend("sqlite")  # SQLite's EXPLAIN QUERY PLAN
 def test_sorted_range_uses_index_on_a_new_type(api: Api) -> None:
     api.make_type("book", schema=SCHEMA, indexes=[{"name": "by_year", "fields": ["data.year"]}])
     records = [{"data": {"year": 1900 + i}} for i in range(50)]
@@ -148,6 +149,7 @@ def test_sorted_range_uses_index_on_a_new_type(api: Api) -> None:
     assert "by_year" in found and "TEMP B-TREE" not in found, found
 
 
+@pytest.mark.backend("sqlite")  # SQLite's EXPLAIN QUERY PLAN
 def test_indexes_follow_type_changes(api: Api) -> None:
     def uses(path: str) -> str:
         return plan(api, "book", {f"{path}__gt": "1"}, path)

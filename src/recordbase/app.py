@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,7 +46,9 @@ def faces() -> list[tuple[Face, list[BaseRoute]]]:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "store": request.app.state.service.store.info()})
+    # The pid tells which worker answered (several workers share one port).
+    store = request.app.state.service.store.info()
+    return JSONResponse({"status": "ok", "pid": os.getpid(), "store": store})
 
 
 def _render(request: Request, error: RecordbaseError) -> Response:
@@ -122,6 +125,11 @@ def create_app(
 
 
 def _default_limiter(settings: Settings) -> Limiter:
+    if settings.redis_url:
+        # Shared by every worker; see ratelimit_redis.py and docs/rate-limits.md.
+        from recordbase.ratelimit_redis import RedisLimiter
+
+        return RedisLimiter.from_url(settings.redis_url)
     return MemoryLimiter()
 
 

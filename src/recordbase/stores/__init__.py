@@ -9,7 +9,9 @@ from recordbase.core.store import Store
 def open_store(settings: Settings) -> Store:
     url = settings.database_url
     if url.startswith(("postgres://", "postgresql://")):
-        raise ValueError("PostgreSQL support is not built yet (issue 4)")
+        from recordbase.stores.postgres import PostgresStore
+
+        return PostgresStore(settings)
     from recordbase.stores.sqlite import SqliteStore
 
     return SqliteStore(settings)

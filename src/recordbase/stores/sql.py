@@ -48,7 +48,9 @@ class Dialect:
         """SQL for the JSON value at data.<path> (typed: numbers, text, booleans)."""
         if self.name == "sqlite":
             return "json_extract(data, '$" + "".join(f'."{p}"' for p in path[1:]) + "')"
-        return "(data #> '{" + ",".join(path[1:]) + "}')"
+        # JSON null is SQL NULL here, as json_extract gives on SQLite: nulls then sort, page
+        # and compare like missing fields.
+        return "NULLIF(data #> '{" + ",".join(path[1:]) + "}', 'null'::jsonb)"
 
     def json_text(self, path: tuple[str, ...]) -> str:
         if self.name == "sqlite":
@@ -76,17 +78,21 @@ class Dialect:
         """
         if self.name == "sqlite":
             return f"strftime({SQLITE_INSTANT}, {expr})"
-        return f"({expr})::timestamptz"
+        return f"rb_instant({expr})"  # IMMUTABLE wrapper (postgres migration 0002)
 
     def fold(self, expr: str) -> str:
         """Case folding for iexact/icontains (SQLite: `rb_fold`, registered per connection)."""
-        return f"rb_fold({expr})" if self.name == "sqlite" else f"lower({expr})"
+        if self.name == "sqlite":
+            return f"rb_fold({expr})"
+        # Columns are COLLATE "C" (byte order), where lower() folds ASCII only; the database's
+        # default collation folds Unicode letters too.
+        return f'lower(({expr})::text COLLATE "default")'
 
     def fold_value(self, value: str) -> str:
         return value.casefold() if self.name == "sqlite" else value
 
     def bind_fold(self, ph: str) -> str:
-        return ph if self.name == "sqlite" else f"lower({ph})"
+        return ph if self.name == "sqlite" else f'lower(({ph})::text COLLATE "default")'
 
     def find(self, expr: str, ph: str) -> str:
         return f"instr({expr}, {ph}) > 0" if self.name == "sqlite" else f"strpos({expr}, {ph}) > 0"
@@ -110,8 +116,12 @@ class Dialect:
 
     def text_match(self, c: Compiler, text: str) -> str:
         """Prefix full-text search over names and string data (PostgreSQL: store hook)."""
-        if self.name != "sqlite":
-            raise NotImplementedError("text search: the PostgreSQL store provides this")
+        if self.name == "postgres":
+            # `text` is a tsquery from `pg_tsquery`; the GIN index is on rb_search_vector.
+            return (
+                "rb_search_vector(name, data) @@ "
+                f"to_tsquery('simple'::regconfig, rb_fold_text({c.bind(text)}))"
+            )
         return f"seq IN (SELECT rowid FROM records_fts WHERE records_fts MATCH {c.bind(text)})"
 
 
@@ -131,6 +141,18 @@ def fts_query(text: str) -> str | None:
     if not words:
         return None
     return " AND ".join('"' + w.replace('"', '""') + '"*' for w in words[:32])
+
+
+def pg_tsquery(text: str) -> str | None:
+    """Words of a search box -> a PostgreSQL tsquery: every word a prefix (None: no words).
+
+    Words are cut into runs of letters and digits (as the text parser does), so nothing of
+    the tsquery syntax can come from the user.
+    """
+    tokens = [t for word in text.split()[:32] for t in re.findall(r"\w+", word)]
+    if not tokens:
+        return None
+    return " & ".join(f"'{t}':*" for t in tokens[:64])
 
 
 def index_name(type_id: str, name: str, expressions: list[str]) -> str:
@@ -226,8 +248,14 @@ class Compiler:
         return f"({guard} AND {cmp})" if guard else f"({cmp})"
 
     def guard(self, path: tuple[str, ...], kind: str, value: Any) -> str:
-        """For untyped fields: compare only with values of the same JSON type."""
-        if kind != "any" or path[0] != "data":
+        """For untyped fields: compare only with values of the same JSON type.
+
+        PostgreSQL guards typed fields too: jsonb orders across types (a string is less than
+        any number), where SQLite's json_extract comparisons never match across types.
+        """
+        if path[0] != "data" or (kind != "any" and self.d.name != "postgres"):
+            return ""
+        if kind == "datetime":
             return ""
         if isinstance(value, bool):
             return self.d.json_type_in(path, "boolean")
@@ -262,10 +290,10 @@ class Compiler:
             clause = self.d.find(col, self.bind(text))
         elif op == "startswith":
             clause = f"substr({col}, 1, {len(text)}) = {self.bind(text)}"
+        elif self.d.name == "postgres":  # endswith (bind once: one placeholder, one value)
+            clause = f"right({col}, {len(text)}) = {self.bind(text)}"
         else:  # endswith
             clause = f"substr({col}, -{len(text)}) = {self.bind(text)}"
-            if self.d.name == "postgres":
-                clause = f"right({col}, {len(text)}) = {self.bind(text)}"
         sql = f"({guard} AND {clause})" if guard else f"({clause})"
         if op == "contains" and c.kind == "any" and c.path[0] == "data":
             sql = f"({sql} OR {self.member(c.path, text)})"

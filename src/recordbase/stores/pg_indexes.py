@@ -1,0 +1,79 @@
+"""Declared indexes of a record type as real PostgreSQL expression indexes.
+
+Each declared index becomes `CREATE INDEX rbx_... ON records (type_id, <expr>..., id)`, where
+each <expr> is exactly what the query compiler reads the path with (`Compiler.expression`,
+by the field's kind: jsonb for numbers and strings, `rb_instant(...)` for date-times), so the
+planner matches filters and sorts on it; the trailing `id` serves the sort's tie-break. The
+leading `type_id` column (rather than a partial `WHERE type_id = '…'`) keeps the index usable
+by prepared statements whose type id is a parameter. Names come from `sql.index_name` (as on
+SQLite), shortened to a digest when longer than PostgreSQL's 63-byte identifiers. Runs in the
+type change's own transaction: a rolled-back change leaves no index behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from recordbase.core.filters import field_kind
+from recordbase.core.types import RecordType, parse_path
+from recordbase.errors import InvalidFilter
+from recordbase.stores.sql import POSTGRES, Compiler, index_name, index_prefix
+
+_MAX_NAME = 63
+
+
+def _name(rtype: RecordType, declared: str, expressions: list[str]) -> str:
+    name = index_name(rtype.id, declared, expressions)
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
+    return f"rbx_{index_prefix(rtype.id)}{digest}"[:_MAX_NAME]
+
+
+def wanted(rtype: RecordType) -> dict[str, str]:
+    """Index name -> CREATE INDEX statement for every declared index of the type."""
+    compiler = Compiler(POSTGRES)
+    out: dict[str, str] = {}
+    for spec in rtype.definition.indexes:
+        expressions = []
+        for field in spec.fields:
+            path = parse_path(field)
+            try:
+                kind = field_kind(rtype, path)
+            except InvalidFilter:
+                kind = "any"  # undeclared: indexed as stored
+            expressions.append(compiler.expression(path, kind))
+        name = _name(rtype, spec.name, expressions)
+        # NULLS FIRST as the compiler sorts (nulls smallest); read backwards for descending.
+        columns = ", ".join(["type_id", *(f"{e} NULLS FIRST" for e in [*expressions, "id"])])
+        out[name] = f'CREATE INDEX IF NOT EXISTS "{name}" ON records ({columns})'
+    return out
+
+
+def existing(conn: psycopg.Connection[Any], type_id: str) -> set[str]:
+    prefix = "rbx_" + index_prefix(type_id)
+    rows = conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND tablename = 'records' AND left(indexname, %s) = %s",
+        (len(prefix), prefix),
+    )
+    return {str(r[0]) for r in rows}
+
+
+def sync(conn: psycopg.Connection[Any], rtype: RecordType) -> None:
+    """Create the declared indexes that are missing and drop those no longer declared."""
+    want = wanted(rtype)
+    have = existing(conn, rtype.id)
+    for name in sorted(have - set(want)):
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
+    for name in sorted(set(want) - have):
+        conn.execute(want[name].encode())
+
+
+def drop_all(conn: psycopg.Connection[Any], type_id: str) -> None:
+    for name in sorted(existing(conn, type_id)):
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))

@@ -1,0 +1,232 @@
+"""The PostgreSQL store: a connection pool, one transaction per call, retries on races.
+
+The service's transaction functions are synchronous, so each call runs on a pooled connection
+in a worker thread (`psycopg_pool.ConnectionPool` + a thread pool of the same size): one
+`BEGIN ... COMMIT` per call, reads in REPEATABLE READ READ ONLY (a page and its count see one
+snapshot), writes in READ COMMITTED with row locks (see postgres_tx.py). A write that lost a
+race to another worker (a unique row that appeared after the service checked, a deadlock, a
+serialization failure) is rolled back and run again from the start, a few times at most, so the
+retry sees the winner's row and answers as if the requests had come one after the other.
+
+Cache invalidation across workers (`epoch`): each store LISTENs on `recordbase_epoch` on one
+dedicated connection in a background thread; a transaction that changes keys or types sends
+NOTIFY, which PostgreSQL delivers at commit. `epoch()` is then an in-memory read (no
+round trip per request). The worker that made the change bumps its own value before it answers,
+so it never serves stale keys to its own next request; other workers learn within the
+notification latency. If the listening connection drops, `epoch()` returns a new value on every
+call (the caches reload every time: slower, never stale) until it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import orjson
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg_pool import ConnectionPool
+
+from recordbase.config import Settings
+from recordbase.errors import Conflict
+from recordbase.stores.common import migrations
+from recordbase.stores.postgres_tx import PgTx, Raced
+
+T = TypeVar("T")
+log = logging.getLogger("recordbase")
+
+CHANNEL = "recordbase_epoch"
+ATTEMPTS = 5  # a write retried this often after losing races, then the last error stands
+_RETRYABLE = (Raced, pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+_MIGRATION_LOCK = 7_262_736  # pg_advisory_xact_lock key: one migrator at a time
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    set_json_dumps(orjson.dumps, conn)
+    set_json_loads(orjson.loads, conn)
+
+
+def _utc(url: str) -> str:
+    """The URL with `-c timezone=UTC` added to its options: timestamps come back in UTC."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    params["options"] = (str(params.get("options") or "") + " -c timezone=UTC").strip()
+    return psycopg.conninfo.make_conninfo("", **params)
+
+
+def migrate(url: str) -> int:
+    """Apply the packaged migrations not yet applied (under an advisory lock)."""
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        has_meta = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+        current = 0
+        if has_meta and has_meta[0]:
+            row = conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()
+            current = int(row[0]) if row else 0
+        for version, text in migrations("postgres"):
+            if version > current:
+                conn.execute(text.encode())
+                current = version
+        conn.execute(
+            "INSERT INTO meta (k, v) VALUES ('schema_version', %s) "
+            "ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            (str(current),),
+        )
+        conn.execute("INSERT INTO meta (k, v) VALUES ('epoch', '0') ON CONFLICT DO NOTHING")
+    return current
+
+
+def _retry(exc: Exception, tx: PgTx, writing: bool, attempt: int) -> bool:
+    """Whether a failed call may have lost a race, so that running it again could succeed."""
+    if isinstance(exc, _RETRYABLE) or (writing and tx.raced):
+        return True
+    # In READ COMMITTED each statement sees the newest commits, so the service's own clash
+    # check can see a row that its earlier lookup missed (an upsert that should have become an
+    # update). One more run sees that row from the start; a real clash just answers 409 again.
+    return writing and attempt == 0 and isinstance(exc, Conflict)
+
+
+class PostgresStore:
+    """Store over one PostgreSQL database (see the module docstring)."""
+
+    dialect = "postgres"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.database_url
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        self._epoch = 0
+        self._epoch_lock = threading.Lock()  # bumped from pool threads and the listener
+        self._listening = False
+        self._stop = threading.Event()
+        self._listener: threading.Thread | None = None
+
+    def migrate(self) -> int:
+        return migrate(self.url)
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.migrate)
+        size = max(1, self.settings.pg_pool_max)
+        self._pool = ConnectionPool(
+            _utc(self.url),
+            min_size=max(1, min(self.settings.pg_pool_min, size)),
+            max_size=size,
+            configure=_configure,
+            open=False,
+            name="recordbase",
+        )
+        await loop.run_in_executor(None, lambda: self._pool.open(wait=True))  # type: ignore[union-attr]
+        self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="recordbase-pg")
+        ready = threading.Event()
+        self._stop.clear()
+        self._listener = threading.Thread(
+            target=self._listen, args=(ready,), name="recordbase-listen", daemon=True
+        )
+        self._listener.start()
+        await loop.run_in_executor(None, ready.wait, 10)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._listener is not None:
+            self._stop.set()
+            await loop.run_in_executor(None, self._wake_listener)
+            await loop.run_in_executor(None, self._listener.join)
+            self._listener = None
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
+            self._threads = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await loop.run_in_executor(None, pool.close)
+
+    def info(self) -> dict[str, Any]:
+        safe = psycopg.conninfo.conninfo_to_dict(self.url)
+        safe.pop("password", None)
+        return {"backend": "postgres", "database": safe.get("dbname"), "host": safe.get("host")}
+
+    # epoch ---------------------------------------------------------------------------------
+
+    async def epoch(self) -> int:
+        if not self._listening:
+            return self._bump()  # no notifications: never trust a cache (slow, but correct)
+        return self._epoch
+
+    def _bump(self) -> int:
+        with self._epoch_lock:
+            self._epoch += 1
+            return self._epoch
+
+    def _listen(self, ready: threading.Event) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening = True
+                    self._bump()  # we may have missed notifications while away
+                    ready.set()
+                    for _note in conn.notifies():
+                        if self._stop.is_set():
+                            break
+                        self._bump()
+            except psycopg.Error as exc:
+                self._listening = False
+                log.warning("epoch listener lost its PostgreSQL connection: %s", exc)
+                ready.set()
+                self._stop.wait(1.0)
+        self._listening = False
+
+    def _wake_listener(self) -> None:
+        try:
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute(f"NOTIFY {CHANNEL}, 'wake'")
+        except psycopg.Error:
+            pass  # the listener is down too; it sees _stop within a second
+
+    # calls ---------------------------------------------------------------------------------
+
+    async def read(self, fn: Callable[[Any], T]) -> T:
+        assert self._threads is not None, "store not open"
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._run, fn, False)
+
+    async def write(self, fn: Callable[[Any], T]) -> T:
+        assert self._threads is not None, "store not open"
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._run, fn, True)
+
+    def _run(self, fn: Callable[[Any], T], writing: bool) -> T:
+        assert self._pool is not None, "store not open"
+        for attempt in range(ATTEMPTS):
+            with self._pool.connection() as conn:
+                tx = PgTx(conn, writing)
+                try:
+                    result = self._once(conn, tx, fn, writing)
+                except Exception as exc:
+                    if attempt + 1 < ATTEMPTS and _retry(exc, tx, writing, attempt):
+                        log.debug("write lost a race (%s); retrying", type(exc).__name__)
+                        continue
+                    raise
+            if tx.bumped:
+                self._bump()
+            return result
+        raise AssertionError("unreachable")
+
+    def _once(
+        self, conn: psycopg.Connection[Any], tx: PgTx, fn: Callable[[Any], T], writing: bool
+    ) -> T:
+        if writing:
+            conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+            conn.read_only = False
+        else:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+        with conn.transaction():
+            return fn(tx)
