@@ -110,16 +110,20 @@ class PgTx(SqlTx):
     ) -> None:
         for start in range(0, len(records), _CHUNK):
             chunk = records[start : start + _CHUNK]
-            params = [p for r in chunk for p in self._record_params(rtype.id, r)]
-            rows = self._x(
-                INSERT_RECORD
-                + ", ".join([RECORD_ROW] * len(chunk))
-                + " ON CONFLICT DO NOTHING RETURNING id",
-                params,
-            ).fetchall()
+            params = [self._record_params(rtype.id, r) for r in chunk]
+            rows = self._insert_new_rows(INSERT_RECORD, RECORD_ROW, params, "id")
             if len(rows) != len(chunk):
                 self._record_clash(rtype, chunk, {r[0] for r in rows})
         self._insert_keys(rtype, keys)
+
+    def _insert_new_rows(
+        self, insert: str, row: str, rows: list[tuple[Any, ...]], returning: str
+    ) -> list[Any]:
+        """One multi-row INSERT that skips rows a unique constraint refuses; those inserted."""
+        values = ", ".join([row] * len(rows))
+        flat = [value for params in rows for value in params]
+        sql = f"{insert}{values} ON CONFLICT DO NOTHING RETURNING {returning}"
+        return list(self._x(sql, flat).fetchall())
 
     def _record_clash(self, rtype: RecordType, chunk: Sequence[Record], done: set[str]) -> None:
         lost = [r for r in chunk if r.id not in done]
@@ -133,13 +137,8 @@ class PgTx(SqlTx):
     def _insert_keys(self, rtype: RecordType, keys: Sequence[KeyRow], race: bool = True) -> None:
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
-            params = [p for k in chunk for p in (rtype.id, *k)]
-            rows = self._x(
-                INSERT_KEY
-                + ", ".join([KEY_ROW] * len(chunk))
-                + " ON CONFLICT DO NOTHING RETURNING key_name, value",
-                params,
-            ).fetchall()
+            params = [(rtype.id, *k) for k in chunk]
+            rows = self._insert_new_rows(INSERT_KEY, KEY_ROW, params, "key_name, value")
             if len(rows) != len(chunk):
                 lost = _first_lost(chunk, {(str(n), str(v)) for n, v in rows})
                 self.raced = self.raced or race
