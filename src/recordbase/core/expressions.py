@@ -8,7 +8,7 @@ and so is anything below it); arithmetic, comparisons, `x if c else y`, `and`/`o
 Python objects: `.x` only looks up a key of a JSON object. An expression that fails (a null in
 arithmetic, an unknown model in a price table, a division by zero) yields no value, and the
 field is left unset. `compile_expression` checks an expression once, when the type is saved;
-see docs/decisions/expressions.md for why simpleeval.
+see docs/decisions.md ("the expression language of computed fields") for why simpleeval.
 """
 
 from __future__ import annotations
