@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -67,6 +68,12 @@ from recordbase.errors import (
 
 T = TypeVar("T")
 _KEY_CACHE_MAX = 100_000
+# The epoch (bumped by every key or type change) is read from the store at most once per this
+# many seconds: it was a fifth of the event loop's time when read twice per request (see
+# docs/performance.md). Changes made through any RecordService of this process count at once
+# (_LOCAL_BUMPS); another process's change is seen within this window.
+EPOCH_WINDOW = 0.002
+_LOCAL_BUMPS = [0]
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,8 @@ class RecordService:
         self.new_id = new_id
         self.validators = ValidatorCache()
         self._epoch = -1
+        self._epoch_read_at = -1.0
+        self._epoch_bumps = -1
         self._keys: dict[str, ApiKey | None] = {}
         self._types: dict[tuple[str, str], RecordType] = {}
         self._touched: dict[str, datetime] = {}
@@ -131,11 +140,23 @@ class RecordService:
         await self.store.close()
 
     async def _sync(self) -> None:
+        now = time.monotonic()
+        if self._epoch_bumps == _LOCAL_BUMPS[0] and now - self._epoch_read_at < EPOCH_WINDOW:
+            return
+        self._epoch_bumps = _LOCAL_BUMPS[0]
+        self._epoch_read_at = now
         epoch = await self.store.epoch()
         if epoch != self._epoch:
             self._keys.clear()
             self._types.clear()
             self._epoch = epoch
+
+    async def _write_bumping(self, fn: Callable[[WriteTx], T]) -> T:
+        """A write that bumps the epoch: once committed, every service here re-reads it."""
+        try:
+            return await self.store.write(fn)
+        finally:
+            _LOCAL_BUMPS[0] += 1
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -227,7 +248,7 @@ class RecordService:
             tx.bump_epoch()
             return key
 
-        return await self.store.write(write), secret
+        return await self._write_bumping(write), secret
 
     async def list_keys(self, project: str | None = None) -> list[ApiKey]:
         def read(tx: ReadTx) -> list[ApiKey]:
@@ -254,7 +275,7 @@ class RecordService:
             tx.bump_epoch()
             return replace(key, revoked_at=key.revoked_at or now)
 
-        return await self.store.write(write)
+        return await self._write_bumping(write)
 
     # types -------------------------------------------------------------------------------
 
@@ -325,7 +346,7 @@ class RecordService:
             tx.bump_epoch()
             return rtype
 
-        return await self.store.write(write)
+        return await self._write_bumping(write)
 
     async def update_type(
         self, p: Principal, key: str, changes: Any, *, extra: dict[str, Any] | None = None
@@ -355,7 +376,7 @@ class RecordService:
             tx.bump_epoch()
             return updated, tx.next_number(updated)
 
-        return await self.store.write(write)
+        return await self._write_bumping(write)
 
     def _check_type_change(self, tx: WriteTx, old: RecordType, new: RecordType) -> None:
         naming_changed = old.naming != new.naming
@@ -411,7 +432,7 @@ class RecordService:
             tx.bump_epoch()
             return deleted
 
-        return await self.store.write(write)
+        return await self._write_bumping(write)
 
     # writes ------------------------------------------------------------------------------
 
@@ -514,7 +535,8 @@ class RecordService:
                 self._number(tx, rtype, records)
                 check_batch_duplicates(rtype, records)
                 rows = [row for r in records for row in key_rows(rtype, r)]
-                check_clashes(tx, rtype, records, rows, check_ids=True)
+                # Fresh ULIDs cannot clash: look ids up only when the client chose some.
+                check_clashes(tx, rtype, records, rows, check_ids=_client_ids(items))
                 tx.insert_records(rtype, records, rows)
                 return records
 
@@ -579,7 +601,7 @@ class RecordService:
                 check_batch_duplicates(rtype, out)
                 new_rows = [row for r in created for row in key_rows(rtype, r)]
                 upd_rows = [row for r in updated for row in key_rows(rtype, r)]
-                check_clashes(tx, rtype, created, new_rows, check_ids=True)
+                check_clashes(tx, rtype, created, new_rows, check_ids=_client_ids(items))
                 check_clashes(tx, rtype, updated, upd_rows, check_ids=False)
                 if updated:
                     tx.update_records(rtype, updated, upd_rows)
@@ -914,6 +936,10 @@ def _fingerprint(rtype: RecordType, query: Query, sort: tuple[SortKey, ...]) -> 
 def _sort_value(record: Record, path: tuple[str, ...]) -> Any:
     value = value_at(record, path)
     return utc_text(value) if isinstance(value, datetime) else value
+
+
+def _client_ids(items: Sequence[RecordInput]) -> bool:
+    return any(isinstance(item.id, str) for item in items)
 
 
 def _get(value: Any) -> Any:

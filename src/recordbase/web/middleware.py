@@ -17,8 +17,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from ulid import ULID
 
+from recordbase.core.clock import new_ulid
 from recordbase.core.records import Principal
 from recordbase.errors import RateLimited, RecordbaseError, Unavailable
 from recordbase.ratelimit import Decision
@@ -77,7 +77,7 @@ class Pipeline:
             return
         path: str = scope["path"]
         face = self.face_for(path)
-        request_id = Headers(scope=scope).get("x-request-id") or str(ULID())
+        request_id = Headers(scope=scope).get("x-request-id") or new_ulid()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["face"] = face

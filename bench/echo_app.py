@@ -1,0 +1,42 @@
+"""The bare-framework reference: the same HTTP stack as recordbase answering a JSON echo.
+
+Starlette + uvicorn started with the options `recordbase serve` uses (one worker, no server
+header, no access log, uvicorn's automatic choice of loop and HTTP parser), and a route that
+reads the body, parses it with orjson and answers it back re-serialised: the ceiling of the
+HTTP layer for a request of the same size. Run: python bench/echo_app.py PORT
+"""
+
+from __future__ import annotations
+
+import sys
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+async def echo(request: Request) -> Response:
+    value = orjson.loads(await request.body())
+    return Response(orjson.dumps(value), status_code=201, media_type="application/json")
+
+
+app = Starlette(routes=[Route("/echo", echo, methods=["POST", "PUT"])])
+
+
+def main() -> None:
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        workers=1,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

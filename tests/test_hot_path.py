@@ -1,0 +1,140 @@
+"""The hot-path speed-ups keep their meaning (docs/performance.md): ULIDs stay valid and
+ordered, key and type changes made elsewhere in the process still count at once, client ids
+are still checked, and timestamps still format the same."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from ulid import ULID
+
+from recordbase.config import Settings
+from recordbase.core.clock import new_ulid, utc_text
+from recordbase.core.service import RecordService
+from recordbase.stores import open_store
+from recordbase.stores.sqlite import GIL_SWITCH_INTERVAL
+from tests.conftest import Api
+
+R = "/v1/types/contact/records"
+
+
+def test_ulids_are_valid_unique_and_ordered() -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    ids = [new_ulid() for _ in range(20_000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for text in (ids[0], ids[-1]):
+        parsed = ULID.from_str(text)
+        assert str(parsed) == text and len(text) == 26
+        assert before <= parsed.datetime <= datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_utc_text_is_the_same_for_repeated_and_new_values() -> None:
+    a = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    b = datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=UTC)
+    assert utc_text(a) == utc_text(a) == "2026-01-02T03:04:05.000006Z"
+    assert utc_text(b) == "2026-01-02T03:04:05.000007Z"
+    assert utc_text(a) == "2026-01-02T03:04:05.000006Z"
+
+
+def _other_service(api: Api) -> RecordService:
+    settings: Settings = api.service.settings
+    return RecordService(open_store(settings), settings)
+
+
+def test_a_key_revoked_by_another_service_fails_at_once(api: Api) -> None:
+    secret = api.new_key("records:read", "types:read")
+    assert api.get("/v1/types", key=secret).status_code == 200
+
+    async def revoke() -> None:
+        other = _other_service(api)
+        await other.start()
+        try:
+            await other.revoke_key(secret)
+        finally:
+            await other.close()
+
+    asyncio.run(revoke())
+    r = api.get("/v1/types", key=secret)
+    assert r.status_code == 401 and r.json()["code"] == "unauthenticated"
+
+
+def test_a_type_deleted_by_another_service_is_gone_at_once(api: Api) -> None:
+    api.make_type()
+    assert api.post(R, json={"record": {"data": {"email": "a@x"}}}).status_code == 201
+
+    async def drop() -> None:
+        other = _other_service(api)
+        await other.start()
+        try:
+            principal = await other.authenticate(api.key)
+            await other.delete_type(principal, "contact")
+        finally:
+            await other.close()
+
+    asyncio.run(drop())
+    r = api.post(R, json={"record": {"data": {"email": "b@x"}}})
+    assert r.status_code == 404 and r.json()["code"] == "type_not_found"
+
+
+def test_client_ids_are_still_checked_in_creates_and_upserts(api: Api) -> None:
+    api.make_type()
+    assert api.post(R, json={"record": {"id": "mine-1", "data": {}}}).status_code == 201
+    r = api.post(R, json={"records": [{"data": {}}, {"id": "mine-1", "data": {}}]})
+    assert r.status_code == 409 and r.json()["code"] == "duplicate_id"
+    assert r.json()["errors"][0]["path"] == "/records/1/id"
+    r = api.put(R + "?on=external_id", json={"records": [{"id": "mine-1", "external_id": "e1"}]})
+    assert r.status_code == 409 and r.json()["code"] == "duplicate_id"
+    fresh = api.post(R, json={"records": [{"data": {}} for _ in range(50)]})
+    assert fresh.status_code == 201 and len({x["id"] for x in fresh.json()["records"]}) == 50
+
+
+def test_the_sqlite_store_shortens_the_gil_switch_interval(api: Api) -> None:
+    if api.service.store.dialect != "sqlite":
+        pytest.skip("a SQLite store behaviour")
+    assert api.get("/healthz").status_code == 200
+    assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL
+
+
+def test_keyset_pages_cover_every_record_once_in_order(api: Api) -> None:
+    api.make_type()
+    made = api.post(R, json={"records": [{"data": {"age": i}} for i in range(250)]})
+    assert made.status_code == 201
+    for sort in ("created_at", "-created_at", "-updated_at,-id", "id"):
+        seen: list[dict[str, object]] = []
+        cursor = None
+        while True:
+            query = f"?limit=100&sort={sort}" + (f"&cursor={cursor}" if cursor else "")
+            page = api.get(R + query).json()
+            seen += page["records"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        keys = [tuple(str(r[k.lstrip("-")]) for k in (*sort.split(","), "id")) for r in seen]
+        assert len({r["id"] for r in seen}) == 250
+        assert keys == sorted(keys, reverse=sort.startswith("-"))
+
+
+def test_the_sqlite_store_gathers_planner_statistics_when_it_opens(api: Api) -> None:
+    if api.service.store.dialect != "sqlite":
+        pytest.skip("a SQLite store behaviour")
+    import sqlite3
+
+    api.make_type(indexes=[{"name": "by_email", "fields": ["data.email"]}])
+    assert api.post(R, json={"records": [{"data": {"email": f"{i}@x"}} for i in range(20)]})
+    path = api.service.store.path
+
+    async def reopen() -> None:
+        other = _other_service(api)
+        await other.start()
+        await other.close()
+
+    asyncio.run(reopen())
+    conn = sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT tbl FROM sqlite_stat1")}
+    finally:
+        conn.close()
+    assert "records" in tables
