@@ -1,7 +1,8 @@
-"""Helpers shared by the SQL stores: row <-> value mapping and migration discovery."""
+"""Helpers shared by the SQL stores: row <-> value mapping and migrations."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -142,3 +143,28 @@ def migrations(dialect: str) -> list[tuple[int, str]]:
         if item.name.endswith(".sql"):
             found.append((int(item.name.split("_", 1)[0]), item.read_text()))
     return sorted(found)
+
+
+def apply_migrations(
+    conn: Any, dialect: str, has_meta: bool, apply: Callable[[Any, str], None]
+) -> int:
+    """Runs `apply(conn, sql)` for each migration newer than the recorded schema version.
+
+    Records the new version in `meta` and returns it; the caller holds the transaction (and,
+    on PostgreSQL, the lock that keeps a second migrator out).
+    """
+    current = 0
+    if has_meta:
+        row = conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()
+        current = int(row[0]) if row else 0
+    for version, sql in migrations(dialect):
+        if version > current:
+            apply(conn, sql)
+            current = version
+    mark = "?" if dialect == "sqlite" else "%s"
+    conn.execute(
+        f"INSERT INTO meta (k, v) VALUES ('schema_version', {mark}) "
+        "ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+        (str(current),),
+    )
+    return current

@@ -18,10 +18,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from recordbase.core.filters import field_kind
-from recordbase.core.types import RecordType, parse_path
-from recordbase.errors import InvalidFilter
-from recordbase.stores.sql import POSTGRES, Compiler, index_name, index_prefix
+from recordbase.core.types import RecordType
+from recordbase.stores.sql import POSTGRES, declared_indexes, index_name, index_prefix
 
 _MAX_NAME = 63
 
@@ -36,18 +34,9 @@ def _name(rtype: RecordType, declared: str, expressions: list[str]) -> str:
 
 def wanted(rtype: RecordType) -> dict[str, str]:
     """Index name -> CREATE INDEX statement for every declared index of the type."""
-    compiler = Compiler(POSTGRES)
     out: dict[str, str] = {}
-    for spec in rtype.definition.indexes:
-        expressions = []
-        for field in spec.fields:
-            path = parse_path(field)
-            try:
-                kind = field_kind(rtype, path)
-            except InvalidFilter:
-                kind = "any"  # undeclared: indexed as stored
-            expressions.append(compiler.expression(path, kind))
-        name = _name(rtype, spec.name, expressions)
+    for declared, expressions in declared_indexes(rtype, POSTGRES):
+        name = _name(rtype, declared, expressions)
         # NULLS FIRST as the compiler sorts (nulls smallest); read backwards for descending.
         columns = ", ".join(["type_id", *(f"{e} NULLS FIRST" for e in [*expressions, "id"])])
         out[name] = f'CREATE INDEX IF NOT EXISTS "{name}" ON records ({columns})'

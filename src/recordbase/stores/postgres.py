@@ -34,7 +34,7 @@ from psycopg_pool import ConnectionPool
 
 from recordbase.config import Settings
 from recordbase.errors import Conflict
-from recordbase.stores.common import migrations
+from recordbase.stores.common import apply_migrations
 from recordbase.stores.postgres_tx import PgTx, Raced
 
 T = TypeVar("T")
@@ -63,18 +63,8 @@ def migrate(url: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         has_meta = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
-        current = 0
-        if has_meta and has_meta[0]:
-            row = conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()
-            current = int(row[0]) if row else 0
-        for version, text in migrations("postgres"):
-            if version > current:
-                conn.execute(text.encode())
-                current = version
-        conn.execute(
-            "INSERT INTO meta (k, v) VALUES ('schema_version', %s) "
-            "ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-            (str(current),),
+        current = apply_migrations(
+            conn, "postgres", bool(has_meta and has_meta[0]), lambda c, sql: c.execute(sql.encode())
         )
         conn.execute("INSERT INTO meta (k, v) VALUES ('epoch', '0') ON CONFLICT DO NOTHING")
     return current

@@ -20,7 +20,10 @@ from typing import Any
 
 import orjson
 
+from recordbase.core.filters import field_kind
 from recordbase.core.query import And, Condition, Filter, Not, Or, SortKey
+from recordbase.core.types import RecordType, parse_path
+from recordbase.errors import InvalidFilter
 
 SYSTEM_COLUMNS = {
     "id": "id",
@@ -364,3 +367,20 @@ class Compiler:
         if key.descending:
             return f"({col} < {bound} OR {col} IS NULL)"
         return f"{col} > {bound}"
+
+
+def declared_indexes(rtype: RecordType, dialect: Dialect) -> list[tuple[str, list[str]]]:
+    """(declared name, expressions) per index of a type: each path as `expression` reads it."""
+    compiler = Compiler(dialect)
+    found = []
+    for spec in rtype.definition.indexes:
+        expressions = []
+        for field_name in spec.fields:
+            path = parse_path(field_name)
+            try:
+                kind = field_kind(rtype, path)
+            except InvalidFilter:
+                kind = "any"  # undeclared: indexed as stored
+            expressions.append(compiler.expression(path, kind))
+        found.append((spec.name, expressions))
+    return found

@@ -13,28 +13,17 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from recordbase.core.filters import field_kind
-from recordbase.core.types import RecordType, parse_path
-from recordbase.errors import InvalidFilter
-from recordbase.stores.sql import SQLITE, Compiler, index_name, index_prefix
+from recordbase.core.types import RecordType
+from recordbase.stores.sql import SQLITE, declared_indexes, index_name, index_prefix
 
 ANALYSIS_LIMIT = 1000  # rows sampled per index: bounded cost on big tables
 
 
 def wanted_indexes(rtype: RecordType) -> dict[str, str]:
     """index name -> CREATE INDEX statement, for every declared index of `rtype`."""
-    compiler = Compiler(SQLITE)
     wanted: dict[str, str] = {}
-    for spec in rtype.definition.indexes:
-        expressions = []
-        for name in spec.fields:
-            path = parse_path(name)
-            try:
-                kind = field_kind(rtype, path)
-            except InvalidFilter:
-                kind = "any"  # undeclared: indexed as stored
-            expressions.append(compiler.expression(path, kind))
-        index = index_name(rtype.id, spec.name, expressions)
+    for declared, expressions in declared_indexes(rtype, SQLITE):
+        index = index_name(rtype.id, declared, expressions)
         columns = ", ".join(["type_id", *expressions, "id"])
         wanted[index] = f'CREATE INDEX IF NOT EXISTS "{index}" ON records ({columns})'
     return wanted

@@ -1,0 +1,104 @@
+"""ReadTx / WriteTx over one SQLite connection: the SQLite side of tx_sql.py's hooks.
+
+Timestamps and JSON are bound as text. One writer thread means no write races, so constraint
+errors come only from the data itself; `_clash` names the constraint that fired from
+SQLite's message. Lists of values go in chunks below SQLite's bound-parameter limit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from recordbase.core.query import Query
+from recordbase.core.records import Record
+from recordbase.core.store import KeyRow, UniqueClash
+from recordbase.core.types import RecordType
+from recordbase.stores.common import RECORD_COLUMNS, record_from_row, ts
+from recordbase.stores.sql import SQLITE, fts_query
+from recordbase.stores.sqlite_indexes import drop_indexes, explain, sync_indexes
+from recordbase.stores.tx_sql import INSERT_KEY, INSERT_RECORD, KEY_ROW, RECORD_ROW, SqlTx
+
+_CHUNK = 500  # values per IN (...): below SQLite's bound-parameter limit
+
+
+class SqliteTx(SqlTx):
+    """ReadTx and WriteTx over one SQLite connection (see core/store.py and tx_sql.py)."""
+
+    dialect = SQLITE
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def _bind_ts(self, value: datetime | None) -> Any:
+        return ts(value)
+
+    def _bind_json(self, value: Any) -> Any:
+        return orjson.dumps(value).decode()
+
+    def _text_query(self, text: str) -> str | None:
+        return fts_query(text)
+
+    def _in(self, values: Sequence[str]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        for start in range(0, len(values), _CHUNK):
+            chunk = tuple(values[start : start + _CHUNK])
+            yield f"IN ({', '.join('?' * len(chunk))})", chunk
+
+    def bump_epoch(self) -> None:
+        self.conn.execute("UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k = 'epoch'")
+
+    def delete_type(self, rtype: RecordType) -> int:
+        drop_indexes(self.conn, rtype.id)
+        return self._delete_type_rows(rtype.id)
+
+    def sync_indexes(self, rtype: RecordType) -> None:
+        sync_indexes(self.conn, rtype)
+
+    def explain(self, rtype: RecordType, query: Query) -> str:
+        """The query plan of a list query (for tests and operators)."""
+        sql, params = self._select(rtype, query, count=False)
+        return explain(self.conn, sql, params)
+
+    def iter_records(self, rtype: RecordType) -> Iterator[Record]:
+        rows = self.conn.execute(
+            f"SELECT {RECORD_COLUMNS} FROM records WHERE type_id = ? ORDER BY seq", (rtype.id,)
+        )
+        for row in rows:
+            yield record_from_row(rtype.key, row)
+
+    def insert_records(
+        self, rtype: RecordType, records: Sequence[Record], keys: Sequence[KeyRow]
+    ) -> None:
+        try:
+            self.conn.executemany(
+                INSERT_RECORD + RECORD_ROW, [self._record_params(rtype.id, r) for r in records]
+            )
+        except sqlite3.IntegrityError as exc:
+            raise _clash(exc) from exc
+        self._insert_keys(rtype, keys)
+
+    def _insert_keys(self, rtype: RecordType, keys: Sequence[KeyRow], race: bool = True) -> None:
+        if keys:
+            try:
+                self.conn.executemany(INSERT_KEY + KEY_ROW, [(rtype.id, *k) for k in keys])
+            except sqlite3.IntegrityError as exc:
+                raise _clash(exc) from exc
+
+    def _update_rows(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            self.conn.executemany(sql, rows)
+        except sqlite3.IntegrityError as exc:
+            raise _clash(exc) from exc
+
+
+def _clash(exc: sqlite3.IntegrityError) -> UniqueClash:
+    text = str(exc)
+    if "records.type_id, records.id" in text:
+        return UniqueClash("__id")
+    if "records.external_id" in text:
+        return UniqueClash("__external_id")
+    return UniqueClash("__key")
