@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import os
 import shutil
 import subprocess
 import time
@@ -273,7 +274,7 @@ class Bench:
                     for n in ("create", "batch", "upsert", "filter", "indexed", "keyset")
                     if self.on(n)
                 ]
-            url = fresh_pg_database(self.args.pg_url, "recordbase_bench")
+            url = fresh_pg_database(self.args.pg_url, f"recordbase_bench_{os.getpid()}")
             loaded = self.load(url, None)
             base = self.start_recordbase("recordbase-postgres", url)
             return self.scenarios("postgres", base, loaded, url)
@@ -320,12 +321,30 @@ def postgres_reason(pg_url: str) -> str:
 
 
 def fresh_pg_database(pg_url: str, name: str) -> str:
+    """A new database for this run (its name carries our pid, so runs never collide); the
+    databases of earlier runs whose process is gone are dropped."""
     import psycopg
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'recordbase_bench%'"
+        ).fetchall()
+        for (old,) in rows:
+            pid = old.rsplit("_", 1)[-1]
+            if old == name or not pid.isdigit() or not _alive(int(pid)):
+                conn.execute(f"DROP DATABASE IF EXISTS {old} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
     return pg_url.rsplit("/", 1)[0] + "/" + name
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _skipped(name: str, backend: str, reason: str) -> Scenario:

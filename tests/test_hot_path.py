@@ -91,9 +91,8 @@ def test_client_ids_are_still_checked_in_creates_and_upserts(api: Api) -> None:
     assert fresh.status_code == 201 and len({x["id"] for x in fresh.json()["records"]}) == 50
 
 
+@pytest.mark.backend("sqlite")
 def test_the_sqlite_store_shortens_the_gil_switch_interval(api: Api) -> None:
-    if api.service.store.dialect != "sqlite":
-        pytest.skip("a SQLite store behaviour")
     assert api.get("/healthz").status_code == 200
     assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL
 
@@ -117,9 +116,8 @@ def test_keyset_pages_cover_every_record_once_in_order(api: Api) -> None:
         assert keys == sorted(keys, reverse=sort.startswith("-"))
 
 
+@pytest.mark.backend("sqlite")
 def test_the_sqlite_store_gathers_planner_statistics_when_it_opens(api: Api) -> None:
-    if api.service.store.dialect != "sqlite":
-        pytest.skip("a SQLite store behaviour")
     import sqlite3
 
     api.make_type(indexes=[{"name": "by_email", "fields": ["data.email"]}])
