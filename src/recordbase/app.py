@@ -24,6 +24,7 @@ from recordbase.core.store import Store
 from recordbase.errors import MethodNotAllowed, RecordbaseError, RouteNotFound
 from recordbase.ratelimit import Limiter, MemoryLimiter
 from recordbase.stores import open_store
+from recordbase.web.dispatch import Direct
 from recordbase.web.faces import keywords, zendesk
 from recordbase.web.http import JSONResponse
 from recordbase.web.middleware import Face, Pipeline
@@ -121,7 +122,8 @@ def create_app(
     inner.state.settings = settings
     inner.state.service = service
     inner.state.limiter = limiter
-    return _Outer(Pipeline(inner, [f for f, _ in wired], NATIVE), inner)
+    # Direct calls plain handlers without Starlette's per-request layers (web/dispatch.py).
+    return _Outer(Pipeline(Direct(inner), [f for f, _ in wired], NATIVE), inner)
 
 
 def _default_limiter(settings: Settings) -> Limiter:

@@ -1,0 +1,98 @@
+"""Direct dispatch: call a plain route's endpoint without Starlette's per-request layers.
+
+Under load, a third of the event loop's time per single create went to Starlette's stack
+around our handlers (ServerErrorMiddleware, ExceptionMiddleware, two exception-handling
+wrappers and their `send` wrappers), none of which does anything for a request our Pipeline
+already guards (docs/performance.md). `Direct` matches the routes in Starlette's own order
+with Starlette's own `Route.matches` (so path parameters and the first-full-match rule are
+unchanged) and, for a route whose endpoint is a plain `async def handler(request)`, calls it
+and sends its response itself. Anything else (no full match: 404, 405, slash redirects;
+class endpoints; routes with their own middleware; lifespan) goes to the Starlette app as
+before.
+
+Errors keep their shapes: a RecordbaseError or an unexpected exception propagates to the
+Pipeline, which renders it in the face's shape exactly as the app's handlers do; an
+exception with a registered handler other than the catch-all (Starlette's HTTPException)
+goes to that handler, as ExceptionMiddleware would.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def direct_endpoint(route: Any) -> Endpoint | None:
+    """The endpoint to call directly, or None when the route must go through Starlette."""
+    if type(route) is not Route or not inspect.iscoroutinefunction(route.endpoint):
+        return None
+    # Route wraps a plain function in request_response(); any middleware or body limit given
+    # to the route wraps that again, and then the route must keep its own app.
+    if getattr(route.app, "__qualname__", "") != "request_response.<locals>.app":
+        return None
+    endpoint: Endpoint = route.endpoint
+    return endpoint
+
+
+class Direct:
+    """ASGI app over a Starlette app; see the module docstring."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.state = app.state
+        self._routes = list(app.router.routes)
+        self._direct = {id(r): e for r in self._routes if (e := direct_endpoint(r)) is not None}
+        self._handlers: dict[type[BaseException], Handler] = {
+            k: v
+            for k, v in app.exception_handlers.items()
+            if isinstance(k, type) and k is not Exception
+        }
+
+    def endpoint_for(self, scope: Scope) -> tuple[Route, Endpoint, Scope] | None:
+        """The first fully matching route, when it can be called directly."""
+        if scope["type"] != "http" or scope.get("root_path"):
+            return None
+        for route in self._routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                endpoint = self._direct.get(id(route))
+                if endpoint is None:
+                    return None
+                assert isinstance(route, Route)
+                return route, endpoint, child
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.endpoint_for(scope)
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        route, endpoint, child = found
+        scope["router"] = self.app.router
+        scope["route"] = route
+        scope.update(child)
+        request = Request(scope, receive, send)
+        try:
+            response = await endpoint(request)
+        except Exception as exc:
+            handler = self._handler_for(exc)
+            if handler is None:
+                raise
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+    def _handler_for(self, exc: Exception) -> Handler | None:
+        for cls in type(exc).__mro__:
+            if cls in self._handlers:
+                return self._handlers[cls]
+        return None
