@@ -55,7 +55,11 @@ class Settings:
         "SQLite `synchronous` pragma in WAL mode: NORMAL survives a killed process, FULL also "
         "survives power loss.",
     )
-    sqlite_readers: int = _setting(4, "Number of SQLite reader connections (threads).")
+    sqlite_readers: int = _setting(
+        0,
+        "Number of SQLite reader connections (threads); 0 means one per CPU core the process "
+        "may run on, at most 4 (more readers than cores only contend for the GIL).",
+    )
     group_commit_max: int = _setting(
         256, "Most queued write requests the SQLite writer folds into one transaction."
     )
