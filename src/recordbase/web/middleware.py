@@ -67,7 +67,7 @@ class Pipeline:
 
     def face_for(self, path: str) -> Face:
         for face in self.faces:
-            if any(path.startswith(p) for p in face.prefixes):
+            if path.startswith(face.prefixes):  # a tuple: any of them, in C
                 return face
         return self.fallback
 
