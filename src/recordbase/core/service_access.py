@@ -304,7 +304,16 @@ def _definition_json(rtype: RecordType) -> str:
     return orjson.dumps(
         {
             k: d[k]
-            for k in ("key", "name", "description", "schema", "naming", "unique_keys", "indexes")
+            for k in (
+                "key",
+                "name",
+                "description",
+                "schema",
+                "naming",
+                "unique_keys",
+                "indexes",
+                "search",
+            )
         }
         | rtype.definition.shaping_dict()
     ).decode()

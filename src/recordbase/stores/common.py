@@ -89,6 +89,7 @@ def definition_to_json(d: TypeDefinition) -> str:
             "unique_keys": [k.as_dict() for k in d.unique_keys],
             "indexes": [k.as_dict() for k in d.indexes],
             **d.shaping_dict(),
+            "search": d.search,
         }
     ).decode()
 
@@ -106,6 +107,7 @@ def type_from_row(row: Any) -> RecordType:
         unique_keys=tuple(KeySpec(k["name"], tuple(k["fields"])) for k in raw["unique_keys"]),
         indexes=tuple(KeySpec(k["name"], tuple(k["fields"])) for k in raw["indexes"]),
         **_shaping_from_json(raw),
+        search=bool(raw.get("search", False)),
     )
     return RecordType(
         id=row[0],

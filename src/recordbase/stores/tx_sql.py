@@ -284,7 +284,7 @@ class SqlTx(JobsSql):
             where.append(c.compile(query.filter))
         match = self._text_query(query.text) if query.text else None
         if match is not None:
-            where.append(self.dialect.text_match(c, match))
+            where.append(self.dialect.text_match(c, match, rtype.id))
         if count:
             return "SELECT count(*) FROM records WHERE " + " AND ".join(where), c.params
         if query.after is not None:
