@@ -19,8 +19,9 @@ RECORD_COLUMNS = (
 )
 KEY_COLUMNS = (
     "k.id, k.project_id, p.name, k.prefix, k.scopes, k.rate, k.burst, k.created_at, "
-    "k.expires_at, k.revoked_at, k.last_used_at, k.name"
+    "k.expires_at, k.revoked_at, k.last_used_at, k.name, p.rate, p.burst"
 )
+PROJECT_COLUMNS = "id, name, created_at, rate, burst"
 TYPE_COLUMNS = "id, project_id, definition, version, created_at, updated_at, extra"
 
 
@@ -71,11 +72,13 @@ def key_from_row(row: Any) -> ApiKey:
         revoked_at=parse_ts(row[9]),
         last_used_at=parse_ts(row[10]),
         name=row[11],
+        project_rate=row[12],
+        project_burst=row[13],
     )
 
 
 def project_from_row(row: Any) -> Project:
-    return Project(id=row[0], name=row[1], created_at=parse_ts(row[2]))
+    return Project(id=row[0], name=row[1], created_at=parse_ts(row[2]), rate=row[3], burst=row[4])
 
 
 def definition_to_json(d: TypeDefinition) -> str:
