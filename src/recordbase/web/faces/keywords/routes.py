@@ -103,9 +103,7 @@ async def _queue(
         {"id": svc.new_id(), "data": data} for data in _log_data(svc, bodies, prefix)
     ]
     try:
-        job = await svc.submit_job(
-            p, TYPE_KEY, "create", items, where="/records", precheck=True
-        )
+        job = await svc.submit_job(p, TYPE_KEY, "create", items, where="/records", precheck=True)
     except RecordbaseError as exc:
         raise _relocate(exc, prefix) from None
     pending = [codec.pending_log(item["id"], item["data"], p.project_id) for item in items]
