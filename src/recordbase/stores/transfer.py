@@ -34,7 +34,7 @@ class Table:
 
 
 TABLES = (
-    Table("projects", ("id", "name", "created_at"), ("id",)),
+    Table("projects", ("id", "name", "created_at", "rate", "burst"), ("id",)),
     Table(
         "api_keys",
         (
