@@ -60,6 +60,11 @@ class Settings:
         "survives power loss.",
     )
     sqlite_readers: int = _setting(4, "Number of SQLite reader connections (threads).")
+    sqlite_analyze_seconds: int = _setting(
+        300,
+        "The SQLite writer refreshes planner statistics (a sampled ANALYZE) at most this often "
+        "while writes come in; 0 turns it off (statistics are also taken at start).",
+    )
     group_commit_max: int = _setting(
         256, "Most queued write requests the SQLite writer folds into one transaction."
     )

@@ -243,6 +243,7 @@ class KeysAndTypes(ServiceBase):
             if found is not None:
                 return found
             tx.insert_type(rtype, definition.naming.next if definition.naming else 1)
+            tx.sync_indexes(rtype)  # its declared indexes, as for any created type
             tx.bump_epoch()
             return rtype
 
