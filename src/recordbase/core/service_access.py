@@ -337,22 +337,8 @@ class KeysAndTypes(ServiceBase):
 
 
 def _definition_json(rtype: RecordType) -> str:
-    from recordbase.core.types import type_as_dict
+    """The type's definition members (every member a client may send), as JSON."""
+    from recordbase.core.types import TYPE_MEMBERS, type_as_dict
 
     d = type_as_dict(rtype)
-    return orjson.dumps(
-        {
-            k: d[k]
-            for k in (
-                "key",
-                "name",
-                "description",
-                "schema",
-                "naming",
-                "unique_keys",
-                "indexes",
-                "search",
-            )
-        }
-        | rtype.definition.shaping_dict()
-    ).decode()
+    return orjson.dumps({k: d[k] for k in TYPE_MEMBERS if k in d}).decode()
