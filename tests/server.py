@@ -37,6 +37,25 @@ def cli(*args: str, env: dict[str, str] | None = None) -> str:
     return done.stdout
 
 
+def admin_headers(db: str, project: str = "p1") -> dict[str, str]:
+    """An admin key (made with the CLI) whose bucket never runs dry, as request headers."""
+    out = cli(
+        "keys",
+        "create",
+        "--db",
+        db,
+        "--project",
+        project,
+        "--scope",
+        "admin",
+        "--rate",
+        "100000/s",
+        "--burst",
+        "100000",
+    )
+    return {"Authorization": f"Bearer {out.strip().splitlines()[-1]}"}
+
+
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]

@@ -82,6 +82,7 @@ def test_bad_scope_rejected(api: Api) -> None:
 def test_last_used_at_is_written(api: Api) -> None:
     api.make_type()
     api.get(R)
+    api.client.portal.call(api.service.settle)  # type: ignore[union-attr]
     keys = api.client.portal.call(api.service.list_keys, "p1")  # type: ignore[union-attr]
     assert any(k.last_used_at is not None for k in keys)
 

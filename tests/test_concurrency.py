@@ -7,29 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.server import cli, run_server
-
-
-def _key(db_url: str) -> dict[str, str]:
-    out = cli(
-        "keys",
-        "create",
-        "--db",
-        db_url,
-        "--project",
-        "p1",
-        "--scope",
-        "admin",
-        "--rate",
-        "100000/s",
-        "--burst",
-        "100000",
-    )
-    return {"Authorization": f"Bearer {out.strip().splitlines()[-1]}"}
+from tests.server import admin_headers, run_server
 
 
 def test_concurrent_writes_keep_every_guarantee(db_url: str) -> None:
-    headers = _key(db_url)
+    headers = admin_headers(db_url)
     with (
         run_server(db_url) as server,
         httpx.Client(base_url=server.url, headers=headers, timeout=30) as client,

@@ -69,6 +69,9 @@ def _fill(api: Api) -> None:
         assert api.post("/v1/types/contact/records", json={"records": batch}).status_code == 201
     tickets = [{"data": {"n": i}} for i in range(30)]
     assert api.post("/v1/types/ticket/records", json={"records": tickets}).status_code == 201
+    # Project limits travel too (the round trip below compares projects).
+    set_limits = api.service.set_project_limits
+    api.client.portal.call(lambda: set_limits("p1", rate=5.0, burst=40))  # type: ignore[union-attr]
 
 
 def test_copy_round_trip_compares_every_record(
@@ -90,6 +93,7 @@ def test_copy_round_trip_compares_every_record(
     assert main(["copy", "--from", pg_url, "--to", second, "--chunk", "500"]) == 0
     original = _everything(first)
     assert len(original["contact"][2]) == 1500 and original["ticket"][1] == 31
+    assert [(p.rate, p.burst) for p in original["projects"]] == [(5.0, 40)]
     assert _everything(pg_url) == original
     assert _everything(second) == original
 

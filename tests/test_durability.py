@@ -6,26 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.server import cli, run_server
+from tests.server import admin_headers, run_server
 
 
 def test_acknowledged_writes_survive_sigkill(db_url: str) -> None:
-    secret = cli(
-        "keys",
-        "create",
-        "--db",
-        db_url,
-        "--project",
-        "p1",
-        "--scope",
-        "admin",
-        "--rate",
-        "100000/s",
-        "--burst",
-        "100000",
-    )
-    key = secret.strip().splitlines()[-1]
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = admin_headers(db_url)
     acknowledged: list[str] = []
     with run_server(db_url) as server:
         client = httpx.Client(base_url=server.url, headers=headers, timeout=10)

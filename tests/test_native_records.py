@@ -281,3 +281,23 @@ def test_other_projects_data_is_404(contacts: Api) -> None:
 def test_owner_stored(contacts: Api) -> None:
     (rec,) = create(contacts, {"data": {}, "owner": "user-7"})
     assert contacts.get(f"{R}/{rec['id']}").json()["owner"] == "user-7"
+
+
+def test_missing_required_member_points_at_it(api: Api) -> None:
+    api.make_type(
+        "contact",
+        schema={
+            "type": "object",
+            "required": ["email"],
+            "properties": {"email": {"type": "string"}},
+        },
+    )
+    r = api.post(R, json={"records": [{"data": {"email": "a@x"}}, {"data": {}}]})
+    assert r.status_code == 400
+    assert r.json()["errors"] == [
+        {
+            "path": "/records/1/data/email",
+            "code": "required",
+            "message": '"email" is a required property',
+        }
+    ]

@@ -31,7 +31,7 @@ def ids(response: Any) -> list[str]:
 
 @pytest.fixture
 def books(api: Api) -> Api:
-    api.make_type("book", schema=SCHEMA)
+    api.make_type("book", schema=SCHEMA, search=True)
     records = [
         {"id": "b1", "name": "Dune", "data": {"title": "Dune", "author": "Frank Herbert"}},
         {"id": "b2", "name": "Emma", "data": {"title": "Emma", "author": "Jane Austen"}},

@@ -178,3 +178,14 @@ def test_expressions_cannot_mutate_or_reach_python(api: Api) -> None:
     r = create(api, {"tags": ["a", "b"]}, "t")
     data = r.json()["records"][0]["data"]
     assert data == {"tags": ["a", "b"], "n": 2}  # .pop is not a method here: no value
+
+
+def test_changing_one_member_keeps_the_others(api: Api) -> None:
+    api.make_type("log", **DEFINITION)
+    before = api.get("/v1/types/log").json()
+    r = api.patch("/v1/types/log", json={"description": "renamed"})
+    assert r.status_code == 200, r.text
+    after = r.json()
+    for member in ("aliases", "computed", "constants", "read_only", "discriminator", "schema"):
+        assert after[member] == before[member], member
+    assert after["description"] == "renamed"

@@ -222,3 +222,24 @@ def test_unique_clash_names_the_key_and_rolls_back(db_url: str, clash: str, expe
         assert await store.read(lambda tx: tx.get_records(rtype, ["R0003"])) == []
 
     run(db_url, body)
+
+
+def test_a_migration_numbered_below_an_applied_one_still_runs(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel branches can land migration 6 after 7 was applied: 6 must still run."""
+    import sqlite3
+
+    from recordbase.stores import common
+
+    db = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
+    db.execute("CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('migration:0001', 'applied')")
+    db.execute("INSERT INTO meta VALUES ('migration:0003', 'applied')")
+    ran: list[str] = []
+    monkeypatch.setattr(common, "migrations", lambda d: [(1, "one"), (2, "two"), (3, "three")])
+    version = common.apply_migrations(db, "sqlite", True, lambda conn, sql: ran.append(sql))
+    assert ran == ["two"] and version == 3
+    keys = {r[0] for r in db.execute("SELECT k FROM meta")}
+    assert {"migration:0001", "migration:0002", "migration:0003", "schema_version"} <= keys
+    db.close()

@@ -1,6 +1,6 @@
 """The `recordbase` command: a thin shell over the service (DESIGN.md, operator contract).
 
-serve, init, keys create|list|revoke, types apply, records import|export. Every command takes
+serve, init, keys create|list|revoke, projects list|set, types apply, records import|export. Every command takes
 `--db URL` (else RECORDBASE_DATABASE_URL, else ./recordbase.db). Secrets are printed once, alone
 on the last line of stdout, so scripts can capture them with `tail -n1`.
 """
@@ -64,6 +64,28 @@ def parse_rate(text: str) -> float:
     return float(match[1]) / per
 
 
+def _rate_or_none(text: str) -> float | None:
+    """`--rate` of `projects set`: a rate as for keys, or `none` to clear it."""
+    return None if text.strip().lower() == "none" else parse_rate(text)
+
+
+def _burst_or_none(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number or none") from None
+
+
+def _limit_text(rate: float | None, burst: int | None) -> tuple[str, str]:
+    """How `projects` prints limits: `50/s`, `100`, or `default` (the deployment's)."""
+    return (
+        "default" if rate is None else f"{rate:g}/s",
+        "default" if burst is None else str(burst),
+    )
+
+
 # commands ---------------------------------------------------------------------------------
 
 
@@ -111,6 +133,29 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     key = _run(_settings(args), lambda s: s.revoke_key(args.key))
     print(f"revoked {key.id}")
+    return 0
+
+
+def cmd_projects_list(args: argparse.Namespace) -> int:
+    projects = _run(_settings(args), lambda s: s.list_projects())
+    if args.json:
+        for project in projects:
+            print(orjson.dumps(project.as_dict(), option=orjson.OPT_UTC_Z).decode())
+        return 0
+    print(f"{'NAME':24}  {'RATE':12}  BURST")
+    for project in projects:
+        rate, burst = _limit_text(project.rate, project.burst)
+        print(f"{project.name:24}  {rate:12}  {burst}")
+    return 0
+
+
+def cmd_projects_set(args: argparse.Namespace) -> int:
+    changes = {k: getattr(args, k) for k in ("rate", "burst") if k in vars(args)}
+    if not changes:
+        raise ValidationFailed("Nothing to set: give --rate and/or --burst (none clears one).")
+    project = _run(_settings(args), lambda s: s.set_project_limits(args.name, **changes))
+    rate, burst = _limit_text(project.rate, project.burst)
+    print(f"project {project.name}: rate {rate}, burst {burst}")
     return 0
 
 
@@ -325,6 +370,32 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     revoke = command("revoke", cmd_keys_revoke, "Revoke a key (its id or its secret).", keys)
     revoke.add_argument("key")
+
+    projects = sub.add_parser("projects", help="Projects.").add_subparsers(
+        dest="projects", required=True
+    )
+    plist = command("list", cmd_projects_list, "List projects and their rate limits.", projects)
+    plist.add_argument("--json", action="store_true")
+    pset = command(
+        "set",
+        cmd_projects_set,
+        "Set a project's default rate limit, for its keys created without their own.",
+        projects,
+    )
+    pset.add_argument("name")
+    # SUPPRESS: an option not given leaves the project's value as it is.
+    pset.add_argument(
+        "--rate",
+        type=_rate_or_none,
+        default=argparse.SUPPRESS,
+        help="refill rate, e.g. 50/s or 600/m; none: the deployment default",
+    )
+    pset.add_argument(
+        "--burst",
+        type=_burst_or_none,
+        default=argparse.SUPPRESS,
+        help="bucket size; none: the deployment default",
+    )
 
     types = sub.add_parser("types", help="Record types.").add_subparsers(
         dest="types", required=True

@@ -44,9 +44,13 @@ class Settings:
     max_page_size: int = _setting(1000, "Largest page size a list request may ask for.")
     max_in_values: int = _setting(1000, "Most values in one `in` filter.")
     default_rate: float = _setting(
-        50.0, "Default token-bucket refill rate for a key, in requests per second."
+        50.0,
+        "Token-bucket refill rate, in requests per second, for a key with neither its own "
+        "nor a project default.",
     )
-    default_burst: int = _setting(100, "Default token-bucket size (burst) for a key.")
+    default_burst: int = _setting(
+        100, "Token-bucket size (burst) for a key with neither its own nor a project default."
+    )
     ratelimit_fail_open: bool = _setting(
         True, "When the Redis limiter is unreachable: admit requests (true) or answer 503 (false)."
     )
@@ -59,6 +63,11 @@ class Settings:
         0,
         "Number of SQLite reader connections (threads); 0 means one per CPU core the process "
         "may run on, at most 4 (more readers than cores only contend for the GIL).",
+    )
+    sqlite_analyze_seconds: int = _setting(
+        300,
+        "The SQLite writer refreshes planner statistics (a sampled ANALYZE) at most this often "
+        "while writes come in; 0 turns it off (statistics are also taken at start).",
     )
     group_commit_max: int = _setting(
         256, "Most queued write requests the SQLite writer folds into one transaction."

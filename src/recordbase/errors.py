@@ -157,6 +157,11 @@ class KeyNotFound(NotFound):
     title = "API key not found"
 
 
+class ProjectNotFound(NotFound):
+    code = "project_not_found"
+    title = "Project not found"
+
+
 class RouteNotFound(NotFound):
     code = "route_not_found"
     title = "No such route"

@@ -277,6 +277,14 @@ def check_query(query: Query, rtype: RecordType, settings: Any) -> Query:
     text = query.text.strip() if query.text else None
     if text is not None and len(text) > MAX_TEXT:
         raise _bad("q", "too_long", f"text search takes at most {MAX_TEXT} characters")
+    if text and not rtype.definition.search:
+        # Search entries cost every write, so a type opts in; say how rather than scan.
+        raise InvalidFilter(
+            f"Text search (q) is off for record type {rtype.key!r}; turn it on with "
+            f'"search": true in the type definition (PATCH /v1/types/{rtype.key}).',
+            errors=[FieldError("q", "search_off", 'the type needs "search": true')],
+            extra={"type": rtype.key},
+        )
     return replace(query, filter=flt, sort=sort, text=text or None)
 
 

@@ -193,6 +193,16 @@ class ApiKey:
     revoked_at: datetime | None
     last_used_at: datetime | None
     name: str = ""
+    # The key's project's defaults, read with the key so authentication stays one lookup.
+    project_rate: float | None = None
+    project_burst: int | None = None
+
+    @property
+    def limits(self) -> tuple[float | None, int | None]:
+        """The effective (rate, burst): the key's own, else its project's; None: the deployment's."""
+        rate = self.rate if self.rate is not None else self.project_rate
+        burst = self.burst if self.burst is not None else self.project_burst
+        return rate, burst
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -245,3 +255,15 @@ class Project:
     id: str
     name: str
     created_at: datetime
+    # Token-bucket defaults for the project's keys without their own (None: Settings').
+    rate: float | None = None
+    burst: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "rate": self.rate,
+            "burst": self.burst,
+            "created_at": self.created_at,
+        }

@@ -10,10 +10,12 @@ from typing import Any, TypeVar
 import orjson
 
 from recordbase.core.records import (
+    UNSET,
     ApiKey,
     Principal,
     Project,
     Scope,
+    _Unset,
 )
 from recordbase.core.service_base import _KEY_CACHE_MAX, ServiceBase
 from recordbase.core.store import ReadTx, UniqueClash, WriteTx
@@ -25,6 +27,7 @@ from recordbase.errors import (
     BadRequest,
     KeyNotFound,
     NamingFrozen,
+    ProjectNotFound,
     SchemaConflict,
     TypeExists,
     TypeNotFound,
@@ -61,13 +64,14 @@ class KeysAndTypes(ServiceBase):
         if key.expires_at is not None and key.expires_at <= now:
             raise Unauthenticated("This API key has expired.")
         self._touch(key.id, now)
+        rate, burst = key.limits
         return Principal(
             project_id=key.project_id,
             project_name=key.project_name,
             key_id=key.id,
             scopes=key.scopes,
-            rate=key.rate,
-            burst=key.burst,
+            rate=rate,
+            burst=burst,
         )
 
     def _touch(self, key_id: str, now: datetime) -> None:
@@ -151,6 +155,40 @@ class KeysAndTypes(ServiceBase):
 
         return await self._write_bumping(write)
 
+    async def list_projects(self) -> list[Project]:
+        return await self.store.read(lambda tx: tx.list_projects())
+
+    async def set_project_limits(
+        self,
+        project: str,
+        *,
+        rate: float | _Unset | None = UNSET,
+        burst: int | _Unset | None = UNSET,
+    ) -> Project:
+        """Set (None: clear) the rate/burst that the project's keys without their own take.
+
+        An omitted member stays. Bumps the epoch: cached keys carry their project's limits.
+        """
+        if isinstance(rate, float | int) and not rate > 0:
+            raise BadRequest(f"rate must be above 0 requests per second, not {rate}.")
+        if isinstance(burst, int) and burst < 1:
+            raise BadRequest(f"burst must be at least 1, not {burst}.")
+
+        def write(tx: WriteTx) -> Project:
+            found = tx.project_by_name(project)
+            if found is None:
+                raise ProjectNotFound(f"No project {project!r}; `keys create` makes one.")
+            changed = replace(
+                found,
+                rate=found.rate if isinstance(rate, _Unset) else rate,
+                burst=found.burst if isinstance(burst, _Unset) else burst,
+            )
+            tx.set_project_limits(changed.id, changed.rate, changed.burst)
+            tx.bump_epoch()
+            return changed
+
+        return await self._write_bumping(write)
+
     # types -------------------------------------------------------------------------------
     async def list_types(self, p: Principal) -> list[RecordType]:
         p.require("types", "read")
@@ -205,6 +243,7 @@ class KeysAndTypes(ServiceBase):
             if found is not None:
                 return found
             tx.insert_type(rtype, definition.naming.next if definition.naming else 1)
+            tx.sync_indexes(rtype)  # its declared indexes, as for any created type
             tx.bump_epoch()
             return rtype
 
@@ -298,13 +337,8 @@ class KeysAndTypes(ServiceBase):
 
 
 def _definition_json(rtype: RecordType) -> str:
-    from recordbase.core.types import type_as_dict
+    """The type's definition members (every member a client may send), as JSON."""
+    from recordbase.core.types import TYPE_MEMBERS, type_as_dict
 
     d = type_as_dict(rtype)
-    return orjson.dumps(
-        {
-            k: d[k]
-            for k in ("key", "name", "description", "schema", "naming", "unique_keys", "indexes")
-        }
-        | rtype.definition.shaping_dict()
-    ).decode()
+    return orjson.dumps({k: d[k] for k in TYPE_MEMBERS if k in d}).decode()

@@ -89,8 +89,7 @@ class ServiceBase:
 
     async def close(self) -> None:
         await self.jobs.stop()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.settle()
         await self.store.close()
 
     async def _sync(self) -> None:
@@ -111,6 +110,11 @@ class ServiceBase:
             return await self.store.write(fn)
         finally:
             _LOCAL_BUMPS[0] += 1
+
+    async def settle(self) -> None:
+        """Wait for the background writes started so far (e.g. last_used_at touches)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

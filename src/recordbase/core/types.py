@@ -42,6 +42,7 @@ TYPE_MEMBERS = (
     "read_only",
     "discriminator",
     "constants",
+    "search",
 )
 
 
@@ -94,6 +95,9 @@ class TypeDefinition:
     read_only: tuple[str, ...] = ()
     discriminator: Discriminator | None = None
     constants: dict[str, Any] = field(default_factory=dict)
+    # Full-text search (`q=`) over the name and string data; off by default, because the
+    # search entries cost every write of the type (docs/filters.md).
+    search: bool = False
 
     def shaping_dict(self) -> dict[str, Any]:
         """The shaping members as JSON (stored with the definition and shown by the API)."""
@@ -210,6 +214,9 @@ def parse_type_definition(body: Any, *, key: str | None = None) -> TypeDefinitio
     from recordbase.core.shaping import parse_shaping
 
     shaping = parse_shaping(body, errors)
+    search = body.get("search", False)
+    if not isinstance(search, bool):
+        errors.append(FieldError("/search", "type", "expected true or false"))
     if errors:
         first = errors[0]
         raise (InvalidSchema if first.path.startswith("/schema") else ValidationFailed)(
@@ -225,6 +232,7 @@ def parse_type_definition(body: Any, *, key: str | None = None) -> TypeDefinitio
         unique_keys=unique_keys,
         indexes=indexes,
         **shaping,
+        search=bool(search),
     )
 
 
@@ -318,6 +326,7 @@ def type_as_dict(rtype: RecordType, next_number: int | None = None) -> dict[str,
         "unique_keys": [k.as_dict() for k in d.unique_keys],
         "indexes": [k.as_dict() for k in d.indexes],
         **d.shaping_dict(),
+        "search": d.search,
         "version": rtype.version,
         "created_at": rtype.created_at,
         "updated_at": rtype.updated_at,

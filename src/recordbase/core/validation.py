@@ -52,16 +52,21 @@ def compile_validator(schema: dict[str, Any]) -> Validate:
             return []
         errors: list[FieldError] = []
         for err in validator.iter_errors(data):
-            pointer = "".join(
-                "/" + str(p).replace("~", "~0").replace("/", "~1") for p in err.instance_path
-            )
+            pointer = "".join("/" + _escape(str(p)) for p in err.instance_path)
             kind = type(err.kind).__name__.lower()
+            if kind == "required":  # point at the missing member, not at its parent
+                pointer += "/" + _escape(str(err.kind.property))
             errors.append(FieldError(prefix + pointer, kind, err.message))
             if len(errors) >= _MAX_ERRORS:
                 break
         return errors
 
     return validate
+
+
+def _escape(segment: str) -> str:
+    """A JSON Pointer reference token (RFC 6901)."""
+    return segment.replace("~", "~0").replace("/", "~1")
 
 
 class ValidatorCache:

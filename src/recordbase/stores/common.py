@@ -19,8 +19,9 @@ RECORD_COLUMNS = (
 )
 KEY_COLUMNS = (
     "k.id, k.project_id, p.name, k.prefix, k.scopes, k.rate, k.burst, k.created_at, "
-    "k.expires_at, k.revoked_at, k.last_used_at, k.name"
+    "k.expires_at, k.revoked_at, k.last_used_at, k.name, p.rate, p.burst"
 )
+PROJECT_COLUMNS = "id, name, created_at, rate, burst"
 TYPE_COLUMNS = "id, project_id, definition, version, created_at, updated_at, extra"
 
 
@@ -71,11 +72,13 @@ def key_from_row(row: Any) -> ApiKey:
         revoked_at=parse_ts(row[9]),
         last_used_at=parse_ts(row[10]),
         name=row[11],
+        project_rate=row[12],
+        project_burst=row[13],
     )
 
 
 def project_from_row(row: Any) -> Project:
-    return Project(id=row[0], name=row[1], created_at=parse_ts(row[2]))
+    return Project(id=row[0], name=row[1], created_at=parse_ts(row[2]), rate=row[3], burst=row[4])
 
 
 def definition_to_json(d: TypeDefinition) -> str:
@@ -89,6 +92,7 @@ def definition_to_json(d: TypeDefinition) -> str:
             "unique_keys": [k.as_dict() for k in d.unique_keys],
             "indexes": [k.as_dict() for k in d.indexes],
             **d.shaping_dict(),
+            "search": d.search,
         }
     ).decode()
 
@@ -106,6 +110,7 @@ def type_from_row(row: Any) -> RecordType:
         unique_keys=tuple(KeySpec(k["name"], tuple(k["fields"])) for k in raw["unique_keys"]),
         indexes=tuple(KeySpec(k["name"], tuple(k["fields"])) for k in raw["indexes"]),
         **_shaping_from_json(raw),
+        search=bool(raw.get("search", False)),
     )
     return RecordType(
         id=row[0],
@@ -148,23 +153,33 @@ def migrations(dialect: str) -> list[tuple[int, str]]:
 def apply_migrations(
     conn: Any, dialect: str, has_meta: bool, apply: Callable[[Any, str], None]
 ) -> int:
-    """Runs `apply(conn, sql)` for each migration newer than the recorded schema version.
+    """Runs `apply(conn, sql)` for each packaged migration not applied yet, in order.
 
-    Records the new version in `meta` and returns it; the caller holds the transaction (and,
-    on PostgreSQL, the lock that keeps a second migrator out).
+    Each applied migration is recorded as `meta` row `migration:NNNN`, so one that arrives
+    with a lower number than one already applied (parallel branches) still runs. Databases from
+    before these rows count every version up to their `schema_version` as applied. Returns the
+    highest version; the caller holds the transaction (and, on PostgreSQL, the lock that keeps a
+    second migrator out).
     """
-    current = 0
+    applied: set[int] = set()
     if has_meta:
-        row = conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()
-        current = int(row[0]) if row else 0
-    for version, sql in migrations(dialect):
-        if version > current:
-            apply(conn, sql)
-            current = version
+        rows = conn.execute("SELECT k FROM meta WHERE k LIKE 'migration:%'").fetchall()
+        applied = {int(str(r[0]).split(":", 1)[1]) for r in rows}
+        if not applied:
+            row = conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()
+            applied = set(range(1, int(row[0]) + 1)) if row else set()
     mark = "?" if dialect == "sqlite" else "%s"
-    conn.execute(
-        f"INSERT INTO meta (k, v) VALUES ('schema_version', {mark}) "
-        "ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-        (str(current),),
+    upsert = (
+        f"INSERT INTO meta (k, v) VALUES ({mark}, {mark}) "
+        "ON CONFLICT (k) DO UPDATE SET v = excluded.v"
     )
+    known = migrations(dialect)
+    for version, sql in known:
+        if version not in applied:
+            apply(conn, sql)
+            applied.add(version)
+    for version in applied:
+        conn.execute(upsert, (f"migration:{version:04d}", "applied"))
+    current = max(applied, default=0)
+    conn.execute(upsert, ("schema_version", str(current)))
     return current

@@ -8,6 +8,10 @@ leading `type_id` column (rather than a partial `WHERE type_id = '…'`) keeps t
 by prepared statements whose type id is a parameter. Names come from `sql.index_name` (as on
 SQLite), shortened to a digest when longer than PostgreSQL's 63-byte identifiers. Runs in the
 type change's own transaction: a rolled-back change leaves no index behind.
+
+A type with `"search": true` also gets a partial GIN index over `rb_search_vector(name,
+data)` `WHERE type_id = '<id>'`, named `rbs_<md5 of the id>` (migration 0006 names those
+of existing types the same way), so the types that never search pay nothing per write.
 """
 
 from __future__ import annotations
@@ -30,6 +34,28 @@ def _name(rtype: RecordType, declared: str, expressions: list[str]) -> str:
         return name
     digest = hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
     return f"rbx_{index_prefix(rtype.id)}{digest}"[:_MAX_NAME]
+
+
+def search_name(type_id: str) -> str:
+    return "rbs_" + hashlib.md5(type_id.encode(), usedforsecurity=False).hexdigest()
+
+
+def search_index(rtype: RecordType) -> str:
+    literal = "'" + rtype.id.replace("'", "''") + "'"
+    return (
+        f'CREATE INDEX IF NOT EXISTS "{search_name(rtype.id)}" ON records '
+        f"USING gin (rb_search_vector(name, data)) WHERE type_id = {literal}"
+    )
+
+
+def sync_search(conn: psycopg.Connection[Any], rtype: RecordType) -> None:
+    """Create or drop the type's search index so that it matches its `search` member."""
+    if rtype.definition.search:
+        conn.execute(search_index(rtype).encode())
+    else:
+        conn.execute(
+            sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(search_name(rtype.id)))
+        )
 
 
 def wanted(rtype: RecordType) -> dict[str, str]:
@@ -61,8 +87,9 @@ def sync(conn: psycopg.Connection[Any], rtype: RecordType) -> None:
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
     for name in sorted(set(want) - have):
         conn.execute(want[name].encode())
+    sync_search(conn, rtype)
 
 
 def drop_all(conn: psycopg.Connection[Any], type_id: str) -> None:
-    for name in sorted(existing(conn, type_id)):
+    for name in sorted({*existing(conn, type_id), search_name(type_id)}):
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))

@@ -117,12 +117,15 @@ class Dialect:
                 return orjson.dumps(value).decode()
         return value
 
-    def text_match(self, c: Compiler, text: str) -> str:
+    def text_match(self, c: Compiler, text: str, type_id: str) -> str:
         """Prefix full-text search over names and string data (PostgreSQL: store hook)."""
         if self.name == "postgres":
-            # `text` is a tsquery from `pg_tsquery`; the GIN index is on rb_search_vector.
+            # `text` is a tsquery from `pg_tsquery`. The type's GIN index is partial (WHERE
+            # type_id = '<id>', stores/pg_indexes.py): the planner only uses it when the
+            # query repeats that literal, which a bound (prepared, generic-plan) id is not.
+            literal = "'" + type_id.replace("'", "''") + "'"
             return (
-                "rb_search_vector(name, data) @@ "
+                f"type_id = {literal} AND rb_search_vector(name, data) @@ "
                 f"to_tsquery('simple'::regconfig, rb_fold_text({c.bind(text)}))"
             )
         return f"seq IN (SELECT rowid FROM records_fts WHERE records_fts MATCH {c.bind(text)})"

@@ -17,6 +17,7 @@ import queue
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -219,6 +220,8 @@ class SqliteStore:
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         tx = SqliteTx(conn)
         limit = max(1, self.settings.group_commit_max)
+        every = self.settings.sqlite_analyze_seconds
+        next_analyze = time.monotonic() + every
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -235,6 +238,12 @@ class SqliteStore:
                     break
                 batch.append(more)
             self._run_group(conn, tx, batch)
+            if every > 0 and time.monotonic() >= next_analyze:
+                # Statistics follow the data as it grows (a type created empty and filled
+                # later would keep the plan of an empty table). Sampled: analysis_limit. The
+                # group's callers were answered already; only the next group waits.
+                conn.execute("ANALYZE")
+                next_analyze = time.monotonic() + every
             if stop:
                 break
         conn.close()

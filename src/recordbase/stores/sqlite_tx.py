@@ -18,6 +18,7 @@ from recordbase.core.query import Query
 from recordbase.core.records import Record
 from recordbase.core.store import KeyRow, UniqueClash
 from recordbase.core.types import RecordType
+from recordbase.stores import sqlite_search
 from recordbase.stores.common import RECORD_COLUMNS, record_from_row, ts
 from recordbase.stores.sql import SQLITE, fts_query
 from recordbase.stores.sqlite_indexes import drop_indexes, explain, sync_indexes
@@ -53,10 +54,12 @@ class SqliteTx(SqlTx):
 
     def delete_type(self, rtype: RecordType) -> int:
         drop_indexes(self.conn, rtype.id)
+        sqlite_search.drop(self.conn, rtype.id)
         return self._delete_type_rows(rtype.id)
 
     def sync_indexes(self, rtype: RecordType) -> None:
         sync_indexes(self.conn, rtype)
+        sqlite_search.sync(self.conn, rtype)
 
     def explain(self, rtype: RecordType, query: Query) -> str:
         """The query plan of a list query (for tests and operators)."""
@@ -79,7 +82,23 @@ class SqliteTx(SqlTx):
             )
         except sqlite3.IntegrityError as exc:
             raise _clash(exc) from exc
+        if sqlite_search.searched(self.conn, rtype.id):
+            sqlite_search.add(self.conn, rtype.id, [r.id for r in records])
         self._insert_keys(rtype, keys)
+
+    def update_records(
+        self, rtype: RecordType, records: Sequence[Record], keys: Sequence[KeyRow]
+    ) -> None:
+        super().update_records(rtype, records, keys)
+        if sqlite_search.searched(self.conn, rtype.id):
+            ids = [r.id for r in records]
+            sqlite_search.remove(self.conn, rtype.id, ids)
+            sqlite_search.add(self.conn, rtype.id, ids)
+
+    def delete_records(self, rtype: RecordType, ids: Sequence[str]) -> None:
+        if sqlite_search.searched(self.conn, rtype.id):
+            sqlite_search.remove(self.conn, rtype.id, ids)
+        super().delete_records(rtype, ids)
 
     def _insert_keys(self, rtype: RecordType, keys: Sequence[KeyRow], race: bool = True) -> None:
         if keys:

@@ -34,7 +34,7 @@ class Table:
 
 
 TABLES = (
-    Table("projects", ("id", "name", "created_at"), ("id",)),
+    Table("projects", ("id", "name", "created_at", "rate", "burst"), ("id",)),
     Table(
         "api_keys",
         (
@@ -242,14 +242,24 @@ def _position(t: Table, row: list[Any]) -> list[Any]:
 
 
 def _after_copy(target: Side) -> None:
-    """Backend work that copying rows does not do: PostgreSQL's declared expression indexes."""
-    if target.dialect != "postgres":
-        return
-    from recordbase.stores import pg_indexes
+    """Backend work that copying rows does not do: declared and search indexes per type."""
     from recordbase.stores.common import TYPE_COLUMNS, type_from_row
 
-    for row in target.conn.execute(f"SELECT {TYPE_COLUMNS} FROM record_types").fetchall():
-        pg_indexes.sync(target.conn, type_from_row(row))
+    types = [
+        type_from_row(r) for r in target.conn.execute(f"SELECT {TYPE_COLUMNS} FROM record_types")
+    ]
+    if target.dialect != "postgres":
+        from recordbase.stores.sqlite_tx import SqliteTx
+
+        target.conn.execute("BEGIN IMMEDIATE")
+        for rtype in types:  # SQLite FTS rows of the types with search, declared indexes
+            SqliteTx(target.conn).sync_indexes(rtype)
+        target.conn.execute("COMMIT")
+        return
+    from recordbase.stores import pg_indexes
+
+    for rtype in types:
+        pg_indexes.sync(target.conn, rtype)
     target.conn.execute("NOTIFY recordbase_epoch")
 
 

@@ -33,6 +33,7 @@ from recordbase.core.store import KeyRow, UniqueClash
 from recordbase.core.types import RecordType
 from recordbase.stores.common import (
     KEY_COLUMNS,
+    PROJECT_COLUMNS,
     RECORD_COLUMNS,
     TYPE_COLUMNS,
     definition_to_json,
@@ -109,20 +110,29 @@ class SqlTx(JobsSql):
         )
 
     def project_by_name(self, name: str) -> Project | None:
-        row = self._x("SELECT id, name, created_at FROM projects WHERE name = ?", (name,))
+        row = self._x(f"SELECT {PROJECT_COLUMNS} FROM projects WHERE name = ?", (name,))
         found = row.fetchone()
         return None if found is None else project_from_row(found)
 
     def list_projects(self) -> list[Project]:
-        rows = self._x("SELECT id, name, created_at FROM projects ORDER BY name")
+        rows = self._x(f"SELECT {PROJECT_COLUMNS} FROM projects ORDER BY name")
         return [project_from_row(r) for r in rows]
 
     def insert_project(self, project: Project) -> None:
         self._insert_new(
-            "INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)",
-            (project.id, project.name, self._bind_ts(project.created_at)),
+            "INSERT INTO projects (id, name, created_at, rate, burst) VALUES (?, ?, ?, ?, ?)",
+            (
+                project.id,
+                project.name,
+                self._bind_ts(project.created_at),
+                project.rate,
+                project.burst,
+            ),
             "project",
         )
+
+    def set_project_limits(self, project_id: str, rate: float | None, burst: int | None) -> None:
+        self._x("UPDATE projects SET rate = ?, burst = ? WHERE id = ?", (rate, burst, project_id))
 
     def _key_where(self, where: str, arg: Any) -> ApiKey | None:
         row = self._x(
@@ -284,7 +294,7 @@ class SqlTx(JobsSql):
             where.append(c.compile(query.filter))
         match = self._text_query(query.text) if query.text else None
         if match is not None:
-            where.append(self.dialect.text_match(c, match))
+            where.append(self.dialect.text_match(c, match, rtype.id))
         if count:
             return "SELECT count(*) FROM records WHERE " + " AND ".join(where), c.params
         if query.after is not None:

@@ -124,6 +124,12 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
             "constants": {"type": "object", "description": "names usable in expressions"},
+            "search": {
+                "type": "boolean",
+                "default": False,
+                "description": "full-text search (`q=`) over the name and string data; "
+                "off by default (it costs every write; docs/filters.md)",
+            },
         },
     },
     "KeySpec": {

@@ -155,6 +155,8 @@ DEFINITION: Final[dict[str, Any]] = {
         "data.tokens_per_second": "round(usage.completion_tokens / latency, 3)",
     },
     "constants": {"prices": PRICES},
+    # Logs are ingested in bulk and looked up by filters, never by text: no search entries.
+    "search": False,
     "discriminator": {
         "field": "data.log_type",
         "cases": {t: {"parse_json": ["data.input", "data.output"]} for t in STRUCTURED_TYPES},

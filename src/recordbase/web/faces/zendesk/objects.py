@@ -120,6 +120,8 @@ async def create_object(request: Request) -> Response:
         "name": body["title"],
         "description": body.get("description", ""),
         "schema": {"type": "object", "properties": {}},
+        # Zendesk's record search and autocomplete are text searches (docs/faces/zendesk.md).
+        "search": True,
     }
     meta = ZendeskMeta({})
     _object_meta(body, meta, p.actor)
