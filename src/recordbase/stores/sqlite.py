@@ -1,11 +1,11 @@
 """The embedded SQLite store: WAL, one group-committing writer thread, pooled readers.
 
 Writes queue up for one writer thread. It takes every write waiting (up to
-`group_commit_max`), runs each in its own SAVEPOINT inside one transaction, commits once, and
-only then answers each caller: many requests share one fsync, a failing request rolls back
-alone, and no caller hears "done" before its commit. Reads run on a few reader threads, each
-with its own connection (WAL lets them read while the writer writes). The event loop never
-blocks on SQLite.
+`group_commit_max`), runs each in its own SAVEPOINT inside one transaction (a write alone
+needs none), commits once, and only then answers each caller: many requests share one fsync,
+a failing request rolls back alone, and no caller hears "done" before its commit. Reads run
+on a few reader threads, each with its own connection (WAL lets them read while the writer
+writes). The event loop never blocks on SQLite.
 """
 
 from __future__ import annotations
@@ -249,24 +249,11 @@ class SqliteStore:
         conn.close()
 
     def _run_group(self, conn: sqlite3.Connection, tx: SqliteTx, batch: list[Any]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, future, _loop in batch:
-                conn.execute("SAVEPOINT w")
-                try:
-                    result = fn(tx)
-                    conn.execute("RELEASE w")
-                    outcomes.append((future, True, result))
-                except BaseException as exc:  # the caller gets it; the group goes on
-                    conn.execute("ROLLBACK TO w")
-                    conn.execute("RELEASE w")
-                    outcomes.append((future, False, exc))
-            conn.execute("COMMIT")
-        except BaseException as exc:  # the commit itself failed: nobody's write happened
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            outcomes = [(future, False, exc) for _fn, future, _loop in batch]
+        outcomes: list[tuple[asyncio.Future[Any], bool, Any]]
+        if len(batch) == 1:
+            outcomes = [_run_alone(conn, tx, batch[0])]
+        else:
+            outcomes = _run_savepoints(conn, tx, batch)
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         for (_fn, _future, loop), outcome in zip(batch, outcomes, strict=True):
             by_loop.setdefault(loop, []).append(outcome)
@@ -274,6 +261,51 @@ class SqliteStore:
             # A closed loop's callers are gone: nobody is left to answer.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, items)
+
+
+def _run_alone(
+    conn: sqlite3.Connection, tx: SqliteTx, item: Any
+) -> tuple[asyncio.Future[Any], bool, Any]:
+    """One write alone in its transaction: no SAVEPOINT, a failure rolls the whole back.
+
+    With nobody else in the group a savepoint isolates nothing, and SAVEPOINT/RELEASE were
+    a third of the writer's time under single creates (docs/performance.md).
+    """
+    fn, future, _loop = item
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        result = fn(tx)
+        conn.execute("COMMIT")
+    except BaseException as exc:  # the write or its commit failed: nothing of it stays
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return (future, False, exc)
+    return (future, True, result)
+
+
+def _run_savepoints(
+    conn: sqlite3.Connection, tx: SqliteTx, batch: list[Any]
+) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+    """Several writes in one transaction, each in its own SAVEPOINT so it fails alone."""
+    outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for fn, future, _loop in batch:
+            conn.execute("SAVEPOINT w")
+            try:
+                result = fn(tx)
+                conn.execute("RELEASE w")
+                outcomes.append((future, True, result))
+            except BaseException as exc:  # the caller gets it; the group goes on
+                conn.execute("ROLLBACK TO w")
+                conn.execute("RELEASE w")
+                outcomes.append((future, False, exc))
+        conn.execute("COMMIT")
+    except BaseException as exc:  # the commit itself failed: nobody's write happened
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        outcomes = [(future, False, exc) for _fn, future, _loop in batch]
+    return outcomes
 
 
 def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
