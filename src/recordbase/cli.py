@@ -255,7 +255,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.demo:
-        _demo(settings)
+        _demo(settings, args.port or settings.port)
     env = {"RECORDBASE_DATABASE_URL": settings.database_url}
     os.environ.update(env)  # the worker processes read their settings from the environment
     _run(settings, lambda s: asyncio.sleep(0))  # migrations before any worker starts
@@ -285,7 +285,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(settings: Settings) -> None:
+def _demo(settings: Settings, port: int) -> None:
     async def work(s: RecordService) -> str:
         _key, secret = await s.create_key("demo", ["admin"], name="demo")
         p = await _admin(s, "demo")
@@ -309,7 +309,6 @@ def _demo(settings: Settings) -> None:
         return secret
 
     secret = _run(settings, work)
-    port = settings.port
     print("demo project ready; an admin key for it (shown once):")
     print(f"  export RB_KEY={secret}")
     print(f'  curl -H "Authorization: Bearer $RB_KEY" http://127.0.0.1:{port}/v1/types')
