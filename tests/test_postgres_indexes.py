@@ -49,3 +49,28 @@ def test_declared_index_is_created_used_and_dropped(
     assert "rbx_" in _plan(api, sorted_by_age)
     assert api.patch("/v1/types/contact", json={"indexes": []}).status_code == 200
     assert "rbx_" not in _plan(api, by_age)
+
+
+@pytest.mark.backend("postgresql")
+def test_instant_comparisons_survive_parallel_plans(
+    make_api: Callable[..., Api], settings: Settings
+) -> None:
+    """rb_instant has an exception block, so it must be PARALLEL UNSAFE: forced parallel
+    plans (what a big table gets) must still answer a date-time filter and build its index."""
+    api = make_api(settings)
+    api.make_type("contact")
+    body = {"records": [{"data": {"born": f"2020-01-{d:02d}T00:00:00Z"}} for d in range(1, 29)]}
+    assert api.post("/v1/types/contact/records", json=body).status_code == 201
+
+    def forced(tx: Any) -> int:
+        tx.conn.execute("SET LOCAL force_parallel_mode = on")
+        row = tx.conn.execute(
+            "SELECT count(*) FROM records WHERE rb_instant(data->>'born') > rb_instant(%s)",
+            ("2020-01-14T00:00:00+00:00",),
+        ).fetchone()
+        tx.conn.execute("SET LOCAL max_parallel_maintenance_workers = 2")
+        tx.conn.execute("CREATE INDEX rb_test_born ON records (rb_instant(data->>'born'))")
+        return int(row[0])
+
+    count = api.client.portal.call(lambda: api.service.store.write(forced))  # type: ignore[union-attr]
+    assert count == 14
