@@ -114,11 +114,10 @@ class RecordWrites(ServiceBase):
         errors: list[FieldError],
         now: datetime,
     ) -> Record:
-        errors.extend(naming_errors(rtype, item, where, creating=True))
+        if rtype.naming is not None:
+            errors.extend(naming_errors(rtype, item, where, creating=True))
         data = item.data if isinstance(item.data, dict) else {}
-        shaper = shaper_for(rtype)
-        sent = shaper.incoming(data, f"{where}/data", None)
-        data = shaper.complete(sent, sent, None)
+        data = shaper_for(rtype).created(data, f"{where}/data")
         errors.extend(self._check_data(rtype, data, where))
         return Record(
             id=item.id if isinstance(item.id, str) else self.new_id(),

@@ -76,11 +76,13 @@ def naming_errors(
 def check_batch_duplicates(rtype: RecordType, records: Sequence[Record]) -> None:
     """Two records of one batch may not share an id, external id or unique key."""
     seen: dict[tuple[str, str], int] = {}
+    keyed = rtype.naming is not None or bool(rtype.definition.unique_keys)
     for i, record in enumerate(records):
         pairs = [("__id", record.id)]
         if record.external_id is not None:
             pairs.append(("__external_id", record.external_id))
-        pairs.extend((name, value) for _rid, name, value in key_rows(rtype, record))
+        if keyed:  # key_rows is [] otherwise; skipping the call is ~5% of a batch's writer time
+            pairs.extend((name, value) for _rid, name, value in key_rows(rtype, record))
         for pair in pairs:
             if pair in seen:
                 raise _clash_error(rtype, pair[0], pair[1], None, f"/records/{seen[pair]}", i)
