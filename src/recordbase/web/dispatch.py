@@ -10,6 +10,10 @@ and sends its response itself. Anything else (no full match: 404, 405, slash red
 class endpoints; routes with their own middleware; lifespan) goes to the Starlette app as
 before.
 
+Route resolution is cached per (method, path) in a bounded dict: `Route.matches` depends on
+nothing else once there is no root_path and no outer path parameters, so the cached answer
+(route, endpoint, path parameters; or "not direct") is the one the routes would give again.
+
 Errors keep their shapes: a RecordbaseError or an unexpected exception propagates to the
 Pipeline, which renders it in the face's shape exactly as the app's handlers do; an
 exception with a registered handler other than the catch-all (Starlette's HTTPException)
@@ -23,13 +27,20 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
+from recordbase.web.http import FastRequest
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 Handler = Callable[[Request, Exception], Awaitable[Response]]
+Found = tuple[Route, Endpoint, Scope]
+# Distinct (method, path) pairs remembered; record ids make paths many, so the cache is
+# cleared when full (a miss costs one walk over the routes, as before the cache).
+ROUTE_CACHE_MAX = 4096
 
 
 def direct_endpoint(route: Any) -> Endpoint | None:
@@ -57,11 +68,30 @@ class Direct:
             for k, v in app.exception_handlers.items()
             if isinstance(k, type) and k is not Exception
         }
+        self._cache: dict[tuple[str, str], Found | None] = {}  # see endpoint_for
 
-    def endpoint_for(self, scope: Scope) -> tuple[Route, Endpoint, Scope] | None:
+    def endpoint_for(self, scope: Scope) -> Found | None:
         """The first fully matching route, when it can be called directly."""
         if scope["type"] != "http" or scope.get("root_path"):
             return None
+        if "path_params" in scope:
+            return self._match(scope)
+        key = (scope["method"], scope["path"])
+        cache = self._cache
+        if key in cache:
+            found = cache[key]
+        else:
+            found = self._match(scope)
+            if len(cache) >= ROUTE_CACHE_MAX:
+                cache.clear()
+            cache[key] = found
+        if found is None:
+            return None
+        route, endpoint, child = found
+        # Each request gets its own path_params dict (a handler may change it).
+        return route, endpoint, {**child, "path_params": dict(child["path_params"])}
+
+    def _match(self, scope: Scope) -> Found | None:
         for route in self._routes:
             match, child = route.matches(scope)
             if match is Match.FULL:
@@ -77,19 +107,33 @@ class Direct:
         if found is None:
             await self.app(scope, receive, send)
             return
+        response = await self.respond(found, scope, receive, send)
+        await response(scope, receive, send)
+
+    async def respond(
+        self,
+        found: Found,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: Headers | None = None,
+    ) -> Response:
+        """Run the found endpoint (or the registered handler of its exception); not sent yet.
+
+        `headers`: the request's headers when the caller has read them already.
+        """
         route, endpoint, child = found
         scope["router"] = self.app.router
         scope["route"] = route
         scope.update(child)
-        request = Request(scope, receive, send)
+        request = FastRequest(scope, receive, send, headers)
         try:
-            response = await endpoint(request)
+            return await endpoint(request)
         except Exception as exc:
             handler = self._handler_for(exc)
             if handler is None:
                 raise
-            response = await handler(request, exc)
-        await response(scope, receive, send)
+            return await handler(request, exc)
 
     def _handler_for(self, exc: Exception) -> Handler | None:
         for cls in type(exc).__mro__:

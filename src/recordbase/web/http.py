@@ -11,8 +11,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.datastructures import Headers, QueryParams
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from recordbase.errors import (
     FieldError,
@@ -38,12 +40,99 @@ class JSONResponse(Response):
     def render(self, content: Any) -> bytes:
         return dumps(content)
 
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        # Starlette's headers for a plain JSON body, without its general case: the same two
+        # headers in the same order (content-length, content-type).
+        status = self.status_code
+        media = self.media_type
+        plain = headers is None and status >= 200 and status not in (204, 304)
+        if plain and media is not None and media.startswith("application/"):
+            self.raw_headers = [
+                (b"content-length", str(len(self.body)).encode()),
+                (b"content-type", media.encode("latin-1")),
+            ]
+            return
+        super().init_headers(headers)
+
+
+class RequestHeaders(Headers):
+    """A request's headers read once into a dict: a lookup is one probe, not a scan of the list.
+
+    Answers as `Headers` does: names are matched lowercased against the raw (lowercase, per
+    ASGI) names, and a repeated name answers with its first value.
+    """
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(scope=scope)
+        self._first: dict[bytes, bytes] = dict(reversed(self._list))
+
+    def __getitem__(self, key: str) -> str:
+        value = self._first.get(key.lower().encode("latin-1"))
+        if value is None:
+            raise KeyError(key)
+        return value.decode("latin-1")
+
+    def __contains__(self, key: Any) -> bool:
+        return isinstance(key, str) and key.lower().encode("latin-1") in self._first
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._first.get(key.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+
+_NO_PARAMS = QueryParams("")
+
+
+class FastRequest(Request):
+    """A Request that reuses headers already read (`RequestHeaders`) and answers an empty
+    query string without parsing it."""
+
+    def __init__(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers | None = None
+    ) -> None:
+        super().__init__(scope, receive, send)
+        if headers is not None:
+            self._headers = headers
+
+    @property
+    def query_params(self) -> QueryParams:
+        if not self.scope.get("query_string"):
+            return _NO_PARAMS
+        return super().query_params
+
 
 async def read_body(request: Request) -> bytes:
     limit: int = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The body is {declared} bytes; the limit is {limit}.")
+    if hasattr(request, "_body") or request._stream_consumed:
+        return await _read_stream(request, limit)  # read before: as Starlette answers
+    # Request.stream() without its async generator: the same messages, flags and errors.
+    receive = request.receive
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            more = message.get("more_body", False)
+            if not more:
+                request._stream_consumed = True
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.")
+                chunks.append(chunk)
+            if not more:
+                return b"".join(chunks)
+        elif kind == "http.disconnect":
+            request._is_disconnected = True
+            raise ClientDisconnect()
+
+
+async def _read_stream(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -57,7 +146,7 @@ async def read_body(request: Request) -> bytes:
 async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
     """The request's JSON body, checked; `allow_empty` turns an empty body into None."""
     raw = await read_body(request)
-    if not raw.strip():
+    if not raw or raw.isspace():  # `not raw.strip()` without copying the body
         if allow_empty:
             return None
         raise InvalidJson("The request body is empty; a JSON body is required.")

@@ -23,11 +23,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REPLAYED = "Idempotent-Replayed"
 
 
-def idempotency_key(scope: Scope) -> str | None:
-    """The request's Idempotency-Key when it is a write that carries one."""
+def idempotency_key(scope: Scope, headers: Headers | None = None) -> str | None:
+    """The request's Idempotency-Key when it is a write that carries one (`headers`: the
+    request's, when already read)."""
     if scope["method"] in SAFE_METHODS:
         return None
-    return Headers(scope=scope).get("idempotency-key")
+    if headers is None:
+        headers = Headers(scope=scope)
+    found: str | None = headers.get("idempotency-key")
+    return found
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -9,11 +9,11 @@ exception, as a 500 that leaks nothing) in the face's own error shape.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,6 +22,8 @@ from recordbase.core.clock import new_ulid
 from recordbase.core.records import Principal
 from recordbase.errors import RateLimited, RecordbaseError, Unavailable
 from recordbase.ratelimit import Decision
+from recordbase.web.dispatch import Direct
+from recordbase.web.http import RequestHeaders
 from recordbase.web.idempotency import idempotency_key, run_idempotent
 
 log = logging.getLogger("recordbase")
@@ -62,6 +64,9 @@ class Face:
 class Pipeline:
     def __init__(self, app: ASGIApp, faces: Sequence[Face], fallback: Face) -> None:
         self.app = app
+        # A Direct app's plain handlers are run here and their responses sent with our
+        # headers in them, without a wrapper around `send` (see _serve).
+        self.direct = app if isinstance(app, Direct) else None
         self.faces = sorted(faces, key=lambda f: -max(len(p) for p in f.prefixes))
         self.fallback = fallback
 
@@ -77,7 +82,8 @@ class Pipeline:
             return
         path: str = scope["path"]
         face = self.face_for(path)
-        request_id = Headers(scope=scope).get("x-request-id") or new_ulid()
+        headers = RequestHeaders(scope)  # read once for every lookup of this request
+        request_id = headers.get("x-request-id") or new_ulid()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["face"] = face
@@ -88,16 +94,14 @@ class Pipeline:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = MutableHeaders(scope=message)
-                for name, value in extra_headers.items():
-                    if name not in headers:
-                        headers[name] = value
+                message["headers"] = with_headers(message["headers"], extra_headers)
             await send(message)
 
         try:
             if path not in face.public_paths and not _is_public(path):
-                await self._admit(scope, face, state, extra_headers)
-            key = idempotency_key(scope)
+                await self._admit(scope, face, state, extra_headers, headers)
+            key = idempotency_key(scope, headers)
+            direct = self.direct
             if key is not None and "principal" in state:
                 await run_idempotent(
                     self.app,
@@ -108,6 +112,23 @@ class Pipeline:
                     state["principal"],
                     key,
                 )
+            elif direct is not None and (found := direct.endpoint_for(scope)) is not None:
+                response = await direct.respond(found, scope, receive, send, headers)
+                if type(response).__call__ is not Response.__call__:
+                    await response(scope, receive, send_with_headers)
+                    return
+                # Response.__call__ for http, with our headers added as send_with_headers does.
+                started = True
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": response.status_code,
+                        "headers": with_headers(response.raw_headers, extra_headers),
+                    }
+                )
+                await send({"type": "http.response.body", "body": response.body})
+                if response.background is not None:
+                    await response.background()
             else:
                 await self.app(scope, receive, send_with_headers)
         except Exception as exc:
@@ -120,15 +141,20 @@ class Pipeline:
             await response(scope, receive, send)
 
     async def _admit(
-        self, scope: Scope, face: Face, state: dict[str, Any], extra: dict[str, str]
+        self,
+        scope: Scope,
+        face: Face,
+        state: dict[str, Any],
+        extra: dict[str, str],
+        headers: Headers,
     ) -> None:
-        service = self._service(scope)
-        headers = Headers(scope=scope)
+        app_state = self._state(scope)
+        service = app_state.service
         principal = await service.authenticate(face.credentials(headers))
         if face.refine is not None:
             principal = face.refine(principal, headers)
         state["principal"] = principal
-        limiter = self._limiter(scope)
+        limiter = app_state.limiter
         settings = service.settings
         rate = principal.rate if principal.rate is not None else settings.default_rate
         burst = principal.burst if principal.burst is not None else settings.default_burst
@@ -155,6 +181,27 @@ class Pipeline:
 
     def _state(self, scope: Scope) -> Any:
         return self.app.state  # type: ignore[attr-defined]
+
+
+_HEADER_NAMES: dict[str, bytes] = {}
+
+
+def with_headers(
+    raw: Iterable[tuple[bytes, bytes]], extra: dict[str, str]
+) -> list[tuple[bytes, bytes]]:
+    """A copy of `raw` plus each header of `extra` it lacks, as MutableHeaders would add it."""
+    out = list(raw)
+    present = {name for name, _ in out}
+    for name, value in extra.items():
+        key = _HEADER_NAMES.get(name)
+        if key is None:
+            key = name.lower().encode("latin-1")
+            if len(_HEADER_NAMES) < 256:
+                _HEADER_NAMES[name] = key
+        if key not in present:
+            present.add(key)
+            out.append((key, value.encode("latin-1")))
+    return out
 
 
 PUBLIC = ("/v1/openapi.json", "/docs", "/healthz", "/favicon.ico")

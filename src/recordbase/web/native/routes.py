@@ -162,6 +162,8 @@ def _record_response(record: Any, status: int = 200) -> Response:
 def wants_async(request: Request) -> bool:
     """Whether the client sent `Prefer: respond-async` (RFC 7240)."""
     prefer = request.headers.get("prefer", "")
+    if not prefer:
+        return False
     tokens = (part.split(";", 1)[0].split("=", 1)[0].strip().lower() for part in prefer.split(","))
     return "respond-async" in tokens
 
