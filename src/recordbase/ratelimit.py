@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """A NamedTuple rather than a frozen dataclass: made once per request, 4x cheaper."""
+
     allowed: bool
     limit: int
     remaining: int

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from recordbase.auth.keys import hash_secret
 from recordbase.core.records import (
     UNSET,
     ApiKey,
@@ -45,17 +46,17 @@ class KeysAndTypes(ServiceBase):
     async def authenticate(self, secret: str | None) -> Principal:
         if not secret:
             raise Unauthenticated("No API key: send Authorization: Bearer <key>.")
-        from recordbase.auth.keys import hash_secret
-
         await self._sync()
         digest = hash_secret(secret)
-        if digest in self._keys:
-            key = self._keys[digest]
+        keys = self._keys
+        if digest in keys:
+            key = keys[digest]
         else:
             key = await self.store.read(lambda tx: tx.key_by_hash(digest))
-            if len(self._keys) >= _KEY_CACHE_MAX:
-                self._keys.clear()
-            self._keys[digest] = key
+            if len(keys) >= _KEY_CACHE_MAX:
+                keys.clear()
+                self._principals.clear()
+            keys[digest] = key
         now = self.clock()
         if key is None:
             raise Unauthenticated("Unknown API key.")
@@ -64,8 +65,13 @@ class KeysAndTypes(ServiceBase):
         if key.expires_at is not None and key.expires_at <= now:
             raise Unauthenticated("This API key has expired.")
         self._touch(key.id, now)
+        # The Principal (immutable) is made once per cached key object: a key changed or
+        # revoked bumps the epoch, which empties both caches (ServiceBase._sync).
+        made = self._principals.get(digest)
+        if made is not None and made[0] is key:
+            return made[1]
         rate, burst = key.limits
-        return Principal(
+        principal = Principal(
             project_id=key.project_id,
             project_name=key.project_name,
             key_id=key.id,
@@ -73,6 +79,8 @@ class KeysAndTypes(ServiceBase):
             rate=rate,
             burst=burst,
         )
+        self._principals[digest] = (key, principal)
+        return principal
 
     def _touch(self, key_id: str, now: datetime) -> None:
         last = self._touched.get(key_id)
@@ -92,7 +100,7 @@ class KeysAndTypes(ServiceBase):
         name: str = "",
     ) -> tuple[ApiKey, str]:
         """Create a key (and its project if missing); returns the key and its secret."""
-        from recordbase.auth.keys import display_prefix, hash_secret, new_secret
+        from recordbase.auth.keys import display_prefix, new_secret
 
         try:
             parsed = tuple(Scope.parse(s) for s in scopes)
@@ -138,7 +146,7 @@ class KeysAndTypes(ServiceBase):
         return await self.store.read(read)
 
     async def revoke_key(self, key_or_secret: str) -> ApiKey:
-        from recordbase.auth.keys import hash_secret, looks_like_secret
+        from recordbase.auth.keys import looks_like_secret
 
         now = self.clock()
 

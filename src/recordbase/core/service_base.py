@@ -65,6 +65,7 @@ class ServiceBase:
         self._epoch_read_at = -1.0
         self._epoch_bumps = -1
         self._keys: dict[str, ApiKey | None] = {}
+        self._principals: dict[str, tuple[ApiKey, Principal]] = {}  # by digest, see authenticate
         self._types: dict[tuple[str, str], RecordType] = {}
         self._touched: dict[str, datetime] = {}
         self._cursor_secret = b""
@@ -101,6 +102,7 @@ class ServiceBase:
         epoch = await self.store.epoch()
         if epoch != self._epoch:
             self._keys.clear()
+            self._principals.clear()
             self._types.clear()
             self._epoch = epoch
 

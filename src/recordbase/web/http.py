@@ -202,6 +202,8 @@ def expect_object(value: Any, allowed: Iterable[str], where: str = "") -> dict[s
 
 
 def check_params(params: Mapping[str, str], allowed: Iterable[str]) -> None:
+    if not params:
+        return
     allowed = tuple(allowed)
     unknown = [k for k in params if k not in allowed]
     if unknown:

@@ -36,7 +36,7 @@ def service(request: Request) -> RecordService:
 
 
 def principal(request: Request) -> Principal:
-    p: Principal = request.state.principal
+    p: Principal = request.scope["state"]["principal"]  # request.state.principal, unwrapped
     return p
 
 
