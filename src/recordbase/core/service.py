@@ -21,10 +21,7 @@ from recordbase.core.clock import utc_text
 from recordbase.core.filters import check_query
 from recordbase.core.jobs import Job
 from recordbase.core.query import Filter, Page, Query, SortKey, stable_sort
-from recordbase.core.records import (
-    Principal,
-    Record,
-)
+from recordbase.core.records import Principal, Record, record_from_json
 from recordbase.core.service_access import KeysAndTypes
 from recordbase.core.service_writes import RecordWrites, UpsertResult
 from recordbase.core.store import ReadTx
@@ -37,7 +34,7 @@ from recordbase.errors import (
     InvalidCursor,
 )
 
-__all__ = ["ListResult", "RecordService", "UpsertResult"]
+__all__ = ["JsonListResult", "ListResult", "RecordService", "UpsertResult"]
 
 T = TypeVar("T")
 
@@ -47,6 +44,30 @@ class ListResult:
     records: list[Record]
     next_cursor: str | None
     count: int | None = None
+
+
+@dataclass(frozen=True)
+class JsonListResult:
+    records: list[str]  # each record's output JSON text, in order
+    next_cursor: str | None
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class _ListPlan:
+    """A checked list query: what the store runs (one row more than a page) and the cursor."""
+
+    rtype: RecordType
+    query: Query
+    page_size: int
+    fingerprint: str
+    secret: bytes | None  # None: page-number paging, no cursors
+
+    def cursor_after(self, last: Record) -> str | None:
+        if self.secret is None:
+            return None
+        values = tuple(_sort_value(last, k.path) for k in self.query.sort)
+        return cursors.encode(self.secret, self.fingerprint, values)
 
 
 class RecordService(KeysAndTypes, RecordWrites):
@@ -96,6 +117,46 @@ class RecordService(KeysAndTypes, RecordWrites):
     async def list_records(
         self, p: Principal, type_key: str, query: Query, cursor: str | None = None
     ) -> ListResult:
+        plan = await self._list_plan(p, type_key, query, cursor)
+        rtype, q = plan.rtype, plan.query
+
+        def read(tx: ReadTx) -> Page:
+            records = tx.list_records(rtype, q)
+            total = tx.count_records(rtype, q.filter, q.text) if q.count else None
+            return Page(records, None, total)
+
+        page = await self.store.read(read)
+        records: list[Record] = page.records
+        next_cursor = None
+        if len(records) > plan.page_size:
+            records = records[: plan.page_size]
+            next_cursor = plan.cursor_after(records[-1])
+        return ListResult(records, next_cursor, page.count)
+
+    async def list_records_json(
+        self, p: Principal, type_key: str, query: Query, cursor: str | None = None
+    ) -> JsonListResult:
+        """`list_records` with each record as its output JSON text (`record_json`), for
+        callers that answer records as the native API shows them: no Record per row."""
+        plan = await self._list_plan(p, type_key, query, cursor)
+        rtype, q = plan.rtype, plan.query
+
+        def read(tx: ReadTx) -> Page:
+            texts = tx.list_records_json(rtype, q)
+            total = tx.count_records(rtype, q.filter, q.text) if q.count else None
+            return Page(texts, None, total)
+
+        page = await self.store.read(read)
+        texts: list[str] = page.records
+        next_cursor = None
+        if len(texts) > plan.page_size:
+            texts = texts[: plan.page_size]
+            next_cursor = plan.cursor_after(record_from_json(texts[-1]))
+        return JsonListResult(texts, next_cursor, page.count)
+
+    async def _list_plan(
+        self, p: Principal, type_key: str, query: Query, cursor: str | None
+    ) -> _ListPlan:
         p.require("records", "read", type_key)
         rtype = await self.type_for(p, type_key)
         query = check_query(query, rtype, self.settings)
@@ -115,23 +176,9 @@ class RecordService(KeysAndTypes, RecordWrites):
         if after is not None and len(after) != len(sort):
             raise InvalidCursor("The cursor does not fit this sort.")
         q = replace(query, sort=sort, after=after, limit=page_size + 1)
-
-        def read(tx: ReadTx) -> Page:
-            records = tx.list_records(rtype, q)
-            total = tx.count_records(rtype, q.filter, q.text) if q.count else None
-            return Page(records, None, total)
-
-        page = await self.store.read(read)
-        records: list[Record] = page.records
-        next_cursor = None
-        if len(records) > page_size:
-            records = records[:page_size]
-            last = records[-1]
-            if query.offset is not None:  # page-number paging: the faces number the pages
-                return ListResult(records, None, page.count)
-            values = tuple(_sort_value(last, k.path) for k in sort)
-            next_cursor = cursors.encode(self._cursor_secret, fp, values)
-        return ListResult(records, next_cursor, page.count)
+        # page-number paging: the faces number the pages, no cursor
+        secret = None if query.offset is not None else self._cursor_secret
+        return _ListPlan(rtype, q, page_size, fp, secret)
 
     async def count_records(
         self, p: Principal, type_key: str, filter: Filter | None = None, text: str | None = None

@@ -28,6 +28,28 @@ from recordbase.stores.tx_sql import INSERT_KEY, INSERT_RECORD, KEY_ROW, RECORD_
 _CHUNK = 500  # values per IN (...): below SQLite's bound-parameter limit
 
 
+def _instant(column: str) -> str:
+    # Stored as utc_text (microseconds, Z); the API writes a whole second without the
+    # fraction, as orjson does for a datetime.
+    return (
+        f"CASE WHEN substr({column}, 21, 6) = '000000' "
+        f"THEN substr({column}, 1, 19) || 'Z' ELSE {column} END"
+    )
+
+
+# One record's output JSON, built by SQLite itself: the same members in the same order as
+# Record.as_dict, the same bytes as orjson writes them (json_quote escapes strings as orjson
+# does; `data` and `attachments` are stored as orjson's compact text, which json() keeps).
+# The first parameter is the type's key. tests/test_list_json.py holds the two to each other.
+RECORD_JSON = (
+    "json_object('id', id, 'type', ?, 'name', name, 'external_id', external_id, "
+    "'owner', owner, 'data', json(data), 'description', description, "
+    "'attachments', json(attachments), 'version', version, "
+    f"'created_at', {_instant('created_at')}, 'updated_at', {_instant('updated_at')}, "
+    "'created_by', created_by, 'updated_by', updated_by)"
+)
+
+
 class SqliteTx(SqlTx):
     """ReadTx and WriteTx over one SQLite connection (see core/store.py and tx_sql.py)."""
 
@@ -61,6 +83,10 @@ class SqliteTx(SqlTx):
             r.created_by,
             r.updated_by,
         )
+
+    def list_records_json(self, rtype: RecordType, query: Query) -> list[str]:
+        sql, params = self._select(rtype, query, count=False, columns=RECORD_JSON)
+        return [row[0] for row in self.conn.execute(sql, [rtype.key, *params])]
 
     def _text_query(self, text: str) -> str | None:
         return fts_query(text)

@@ -23,6 +23,7 @@ from recordbase.web.http import (
     JSONResponse,
     bool_param,
     check_params,
+    dumps,
     expect_object,
     int_param,
     json_body,
@@ -251,16 +252,16 @@ async def count_records(request: Request) -> Response:
 
 
 async def _records_page(request: Request, query: Query, cursor: str | None) -> Response:
-    result = await service(request).list_records(
+    result = await service(request).list_records_json(
         principal(request), request.path_params["type"], query, cursor
     )
-    body: dict[str, Any] = {
-        "records": [r.as_dict() for r in result.records],
-        "next_cursor": result.next_cursor,
-    }
+    # The body `{"records": [...], "next_cursor": ..., "count": ...}` as JSONResponse writes
+    # it, with the records' texts as the store made them (no Record or dict per row).
+    tail = '],"next_cursor":' + dumps(result.next_cursor).decode()
     if result.count is not None:
-        body["count"] = result.count
-    return JSONResponse(body)
+        tail += f',"count":{int(result.count)}'
+    body = '{"records":[' + ",".join(result.records) + tail + "}"
+    return Response(body.encode(), media_type="application/json")
 
 
 async def get_record(request: Request) -> Response:
