@@ -206,3 +206,12 @@ def test_record_texts_round_trip(contacts: Api) -> None:
 
 def test_output_options_match_the_web_layer() -> None:
     assert OUTPUT_JSON_OPTIONS == JSON_OPTIONS
+
+
+def test_query_copies_know_every_field() -> None:
+    """check_query and the service build Query(...) member by member (no dataclasses.replace
+    on the hot path): a new Query field must be added there too."""
+    from dataclasses import fields
+
+    names = [f.name for f in fields(Query)]
+    assert names == ["filter", "sort", "limit", "after", "offset", "count", "text", "extra"]

@@ -12,7 +12,7 @@ types), service_writes (record writes); reads and jobs are here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -175,7 +175,16 @@ class RecordService(KeysAndTypes, RecordWrites):
         after = cursors.decode(self._cursor_secret, fp, cursor) if cursor else None
         if after is not None and len(after) != len(sort):
             raise InvalidCursor("The cursor does not fit this sort.")
-        q = replace(query, sort=sort, after=after, limit=page_size + 1)
+        q = Query(
+            filter=query.filter,
+            sort=sort,
+            limit=page_size + 1,
+            after=after,
+            offset=query.offset,
+            count=query.count,
+            text=query.text,
+            extra=query.extra,
+        )
         # page-number paging: the faces number the pages, no cursor
         secret = None if query.offset is not None else self._cursor_secret
         return _ListPlan(rtype, q, page_size, fp, secret)

@@ -37,16 +37,18 @@ def _instant(column: str) -> str:
     )
 
 
-# One record's output JSON, built by SQLite itself: the same members in the same order as
-# Record.as_dict, the same bytes as orjson writes them (json_quote escapes strings as orjson
-# does; `data` and `attachments` are stored as orjson's compact text, which json() keeps).
-# The first parameter is the type's key. tests/test_list_json.py holds the two to each other.
+# One record's output JSON, built by SQLite itself: the members of Record.as_dict in its
+# order, with the bytes orjson writes (json_quote escapes strings exactly as orjson does, and
+# `data` and `attachments` are stored as orjson's compact text, copied as they are; every
+# column printed bare is NOT NULL). The first parameter is the type key's JSON text.
+# tests/test_list_json.py holds the two to each other, byte for byte.
 RECORD_JSON = (
-    "json_object('id', id, 'type', ?, 'name', name, 'external_id', external_id, "
-    "'owner', owner, 'data', json(data), 'description', description, "
-    "'attachments', json(attachments), 'version', version, "
-    f"'created_at', {_instant('created_at')}, 'updated_at', {_instant('updated_at')}, "
-    "'created_by', created_by, 'updated_by', updated_by)"
+    "printf('{\"id\":%s,\"type\":%s,\"name\":%s,\"external_id\":%s,\"owner\":%s,"
+    "\"data\":%s,\"description\":%s,\"attachments\":%s,\"version\":%d,"
+    "\"created_at\":\"%s\",\"updated_at\":\"%s\",\"created_by\":%s,\"updated_by\":%s}', "
+    "json_quote(id), ?, json_quote(name), json_quote(external_id), json_quote(owner), data, "
+    f"json_quote(description), attachments, version, {_instant('created_at')}, "
+    f"{_instant('updated_at')}, json_quote(created_by), json_quote(updated_by))"
 )
 
 
@@ -86,7 +88,8 @@ class SqliteTx(SqlTx):
 
     def list_records_json(self, rtype: RecordType, query: Query) -> list[str]:
         sql, params = self._select(rtype, query, count=False, columns=RECORD_JSON)
-        return [row[0] for row in self.conn.execute(sql, [rtype.key, *params])]
+        key = orjson.dumps(rtype.key).decode()
+        return [row[0] for row in self.conn.execute(sql, [key, *params])]
 
     def _text_query(self, text: str) -> str | None:
         return fts_query(text)
