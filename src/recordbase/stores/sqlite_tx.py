@@ -43,9 +43,9 @@ def _instant(column: str) -> str:
 # column printed bare is NOT NULL). The first parameter is the type key's JSON text.
 # tests/test_list_json.py holds the two to each other, byte for byte.
 RECORD_JSON = (
-    "printf('{\"id\":%s,\"type\":%s,\"name\":%s,\"external_id\":%s,\"owner\":%s,"
-    "\"data\":%s,\"description\":%s,\"attachments\":%s,\"version\":%d,"
-    "\"created_at\":\"%s\",\"updated_at\":\"%s\",\"created_by\":%s,\"updated_by\":%s}', "
+    'printf(\'{"id":%s,"type":%s,"name":%s,"external_id":%s,"owner":%s,'
+    '"data":%s,"description":%s,"attachments":%s,"version":%d,'
+    '"created_at":"%s","updated_at":"%s","created_by":%s,"updated_by":%s}\', '
     "json_quote(id), ?, json_quote(name), json_quote(external_id), json_quote(owner), data, "
     f"json_quote(description), attachments, version, {_instant('created_at')}, "
     f"{_instant('updated_at')}, json_quote(created_by), json_quote(updated_by))"
