@@ -2,9 +2,8 @@
 
 Writes are group-committed on one connection (stores/sqlite_writer.py): every write queued
 by the time the group starts runs in one transaction, a failing write fails alone, and no
-caller hears "done" before the commit. By default the event loop runs the groups itself
-(a commit in WAL with synchronous=NORMAL does not wait for the disk); writes that may wait
-go to a writer thread. Reads run on a few reader threads, each with its own connection (WAL
+caller hears "done" before the commit. A writer thread runs the groups (or, by setting, the
+event loop itself). Reads run on a few reader threads, each with its own connection (WAL
 lets them read while the writer writes).
 """
 
@@ -50,13 +49,10 @@ def reader_count(configured: int) -> int:
     return max(1, min(MAX_AUTO_READERS, cores))
 
 
-def writes_on_loop(setting: str, synchronous: str) -> bool:
-    """Whether the event loop runs the write groups (`sqlite_writer`; auto: unless commits
-    wait for the disk, i.e. synchronous FULL or EXTRA)."""
-    if setting not in ("auto", "loop", "thread"):
-        raise ValueError(f"sqlite_writer must be auto, loop or thread, not {setting!r}")
-    if setting == "auto":
-        return synchronous.upper() not in ("FULL", "EXTRA", "2", "3")
+def writes_on_loop(setting: str) -> bool:
+    """Whether the event loop runs the write groups (`sqlite_writer`: thread or loop)."""
+    if setting not in ("thread", "loop"):
+        raise ValueError(f"sqlite_writer must be thread or loop, not {setting!r}")
     return setting == "loop"
 
 
@@ -157,7 +153,7 @@ class SqliteStore:
         self._writer = Writer(
             writer_conn,
             self.path,
-            on_loop=writes_on_loop(self.settings.sqlite_writer, synchronous),
+            on_loop=writes_on_loop(self.settings.sqlite_writer),
             group_max=self.settings.group_commit_max,
             analyze_seconds=self.settings.sqlite_analyze_seconds,
             connect=lambda: connect(self.path, synchronous),

@@ -1,26 +1,27 @@
-"""The SQLite write path: group commit on the event loop, with a thread for what may wait.
+"""The SQLite write path: one connection, group commit, on a writer thread or the loop.
 
-Every write goes through one connection. By default (`sqlite_writer` = auto with
-`synchronous` NORMAL) the event loop runs the writes itself: a write queues up, and one
-callback per loop turn takes every write queued by then (up to `group_commit_max`), runs them
-in one transaction and commits before any caller is answered. In WAL mode with
-synchronous=NORMAL a commit is a write into the OS page cache (no fsync; it survives a killed
-process), so a group costs the loop tens of microseconds, far less than handing it to a
-thread and back: on one core that hand-off (queue, wake-ups, the GIL passed back and forth
-around every SQLite call) cost more CPU than the writes (docs/performance.md, round 4).
-
-The loop never waits on anything in that path:
-- the connection's busy timeout is 0: when another process holds the write lock (a CLI
-  command), the group goes to the writer thread, which waits for the lock;
-- checkpoints (copying the WAL into the database file, with an fsync) never run in a commit
-  (wal_autocheckpoint=0); a checkpointer thread runs them on its own connection;
-- writes that may take long (type changes that build indexes, ANALYZE) and writes from
-  another event loop go to the writer thread, which holds the connection while it works.
+Writes queue up; a group is every write queued by the time it starts (up to
+`group_commit_max`), run in one transaction and committed before any caller is answered.
 
 A group first runs without savepoints (one BEGIN, every write, one COMMIT). If a write
 raises, the whole transaction is rolled back and the group is run again with a SAVEPOINT
-around each write, so only the failing one fails; a write is a function of the
-transaction alone, so running it again is safe (the PostgreSQL store retries them too).
+around each write, so only the failing one fails; a write is a function of the transaction
+alone, so running it again is safe (the PostgreSQL store retries them too). SAVEPOINT and
+RELEASE were a third of the writer's time under single creates (docs/performance.md).
+
+Who runs the groups (`sqlite_writer`):
+- `thread` (the default): a writer thread; the event loop only queues writes and is told of
+  each group's outcome. A stalled disk stalls the writer, never the loop.
+- `loop`: the event loop runs the groups itself, one per loop turn, which saves the thread
+  hand-offs (a fifth of the CPU per single create, measured in-process). The loop never
+  waits on a lock: the connection's busy timeout is 0 and a group that finds the database
+  locked by another process goes to the writer thread; checkpoints run on a checkpointer
+  thread (wal_autocheckpoint=0), and the commit that starts the WAL over after one (it syncs
+  the WAL header) goes to the writer thread too. Slow writes (type changes that build
+  indexes) and writes from another event loop always use the thread. What it cannot avoid:
+  a write into the OS page cache that blocks (a disk under pressure) blocks the loop; on this
+  project's shared test machine that cost more than the hand-offs saved
+  (docs/performance.md, round 4), hence not the default.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ from recordbase.stores.sqlite_tx import SqliteTx
 Outcome = tuple["asyncio.Future[Any]", bool, Any]
 Item = tuple[Callable[[Any], Any], "asyncio.Future[Any]"]
 _STOP = object()
-# Checkpointer: how often it looks for committed WAL frames to copy into the database file.
-CHECKPOINT_EVERY = 0.1
+# Checkpointer: how often it copies committed WAL frames into the database file. Each
+# checkpoint that copies the whole WAL makes the next commit start the WAL over, which syncs
+# its header: an fsync, paid on the writer thread (see Writer._flush), at most this often.
+CHECKPOINT_EVERY = 0.5
 BUSY_WAIT_MS = 30000
 
 
@@ -134,6 +137,7 @@ class Writer:
         # who uses the connection: the loop (for one group) or the thread
         self._conn_lock = threading.Lock()
         self._wanted = False  # the loop found the connection taken; the thread calls it back
+        self._restart_next = False  # set by the checkpointer after it copied the whole WAL
         # the thread lane: (items, loop) groups
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -199,6 +203,13 @@ class Writer:
                 return
         n = min(len(self._pending), self.group_max)
         batch = [self._pending.popleft() for _ in range(n)]
+        if self._restart_next:
+            # The WAL was copied whole: the next commit starts it over and syncs its header
+            # (an fsync). The thread pays for that, not the loop.
+            self._restart_next = False
+            self._conn_lock.release()
+            self._queue.put((batch, self.loop))
+            return
         try:
             outcomes = run_group(self.conn, self.tx, batch)
         except Busy:  # another process writes: let the thread wait for the lock
@@ -290,7 +301,8 @@ class Writer:
         """Copy committed WAL frames into the database file, off the event loop.
 
         PASSIVE: it never waits for, nor blocks, the writer or the readers. The writer starts
-        the WAL over once everything in it has been copied.
+        the WAL over once everything in it has been copied, syncing the WAL's header (an
+        fsync) in the commit that does it: that one commit is sent to the writer thread.
         """
         conn = self._connect()
         seen = -1
@@ -299,7 +311,9 @@ class Writer:
                 if self._commits != seen:
                     seen = self._commits
                     with contextlib.suppress(sqlite3.OperationalError):
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        if not busy and log > 0 and done == log:
+                            self._restart_next = True
             with contextlib.suppress(sqlite3.OperationalError):
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         finally:
