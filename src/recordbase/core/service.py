@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
+
 from recordbase.core import cursor as cursors
 from recordbase.core.clock import utc_text
 from recordbase.core.filters import check_query
 from recordbase.core.jobs import Job
 from recordbase.core.query import Filter, Page, Query, SortKey, stable_sort
-from recordbase.core.records import Principal, Record, record_from_json
+from recordbase.core.records import OUTPUT_JSON_OPTIONS, Principal, Record, record_from_json
 from recordbase.core.service_access import KeysAndTypes
 from recordbase.core.service_writes import RecordWrites, UpsertResult
 from recordbase.core.store import ReadTx
@@ -48,7 +50,7 @@ class ListResult:
 
 @dataclass(frozen=True)
 class JsonListResult:
-    records: list[str]  # each record's output JSON text, in order
+    records: bytes  # the page's records as one JSON array
     next_cursor: str | None
     count: int | None = None
 
@@ -136,23 +138,31 @@ class RecordService(KeysAndTypes, RecordWrites):
     async def list_records_json(
         self, p: Principal, type_key: str, query: Query, cursor: str | None = None
     ) -> JsonListResult:
-        """`list_records` with each record as its output JSON text (`record_json`), for
-        callers that answer records as the native API shows them: no Record per row."""
+        """`list_records` with the page's records as one JSON array, exactly as the native
+        API writes `[r.as_dict() for r in records]`. A store that prints each record's JSON
+        itself (SQLite) saves a Record, a dict and two datetimes per row."""
         plan = await self._list_plan(p, type_key, query, cursor)
         rtype, q = plan.rtype, plan.query
 
-        def read(tx: ReadTx) -> Page:
+        def read(tx: ReadTx) -> tuple[list[str] | None, list[Record], int | None]:
             texts = tx.list_records_json(rtype, q)
+            records = tx.list_records(rtype, q) if texts is None else []
             total = tx.count_records(rtype, q.filter, q.text) if q.count else None
-            return Page(texts, None, total)
+            return texts, records, total
 
-        page = await self.store.read(read)
-        texts: list[str] = page.records
+        texts, records, total = await self.store.read(read)
         next_cursor = None
-        if len(texts) > plan.page_size:
-            texts = texts[: plan.page_size]
-            next_cursor = plan.cursor_after(record_from_json(texts[-1]))
-        return JsonListResult(texts, next_cursor, page.count)
+        if texts is not None:
+            if len(texts) > plan.page_size:
+                texts = texts[: plan.page_size]
+                next_cursor = plan.cursor_after(record_from_json(texts[-1]))
+            array = ("[" + ",".join(texts) + "]").encode()
+        else:
+            if len(records) > plan.page_size:
+                records = records[: plan.page_size]
+                next_cursor = plan.cursor_after(records[-1])
+            array = orjson.dumps([r.as_dict() for r in records], option=OUTPUT_JSON_OPTIONS)
+        return JsonListResult(array, next_cursor, total)
 
     async def _list_plan(
         self, p: Principal, type_key: str, query: Query, cursor: str | None

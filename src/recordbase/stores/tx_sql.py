@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from recordbase.core.query import Filter, Query
-from recordbase.core.records import ApiKey, Project, Record, record_json
+from recordbase.core.records import ApiKey, Project, Record
 from recordbase.core.store import KeyRow, UniqueClash
 from recordbase.core.types import RecordType
 from recordbase.stores.common import (
@@ -313,10 +313,8 @@ class SqlTx(JobsSql):
         sql, params = self._select(rtype, query, count=False)
         return [record_from_row(rtype.key, r) for r in self.conn.execute(sql, params)]
 
-    def list_records_json(self, rtype: RecordType, query: Query) -> list[str]:
-        """`list_records` as each record's output JSON text (`record_json`); SQLite builds
-        the texts in SQL instead."""
-        return [record_json(r) for r in self.list_records(rtype, query)]
+    def list_records_json(self, rtype: RecordType, query: Query) -> list[str] | None:
+        return None  # SQLite prints them in SQL (sqlite_tx.py); PostgreSQL uses Records
 
     def count_records(self, rtype: RecordType, filter: Filter | None, text: str | None) -> int:
         sql, params = self._select(rtype, Query(filter=filter, text=text), count=True)

@@ -256,12 +256,11 @@ async def _records_page(request: Request, query: Query, cursor: str | None) -> R
         principal(request), request.path_params["type"], query, cursor
     )
     # The body `{"records": [...], "next_cursor": ..., "count": ...}` as JSONResponse writes
-    # it, with the records' texts as the store made them (no Record or dict per row).
-    tail = '],"next_cursor":' + dumps(result.next_cursor).decode()
+    # it, around the page's records as the service made them (no Record or dict per row).
+    body = b'{"records":' + result.records + b',"next_cursor":' + dumps(result.next_cursor)
     if result.count is not None:
-        tail += f',"count":{int(result.count)}'
-    body = '{"records":[' + ",".join(result.records) + tail + "}"
-    return Response(body.encode(), media_type="application/json")
+        body += b',"count":%d' % result.count
+    return Response(body + b"}", media_type="application/json")
 
 
 async def get_record(request: Request) -> Response:
