@@ -33,7 +33,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool
 
 from recordbase.config import Settings
-from recordbase.errors import Conflict
+from recordbase.errors import Conflict, ValidationFailed
 from recordbase.stores.common import apply_migrations
 from recordbase.stores.postgres_tx import PgTx, Raced
 
@@ -68,6 +68,19 @@ def migrate(url: str) -> int:
         )
         conn.execute("INSERT INTO meta (k, v) VALUES ('epoch', '0') ON CONFLICT DO NOTHING")
     return current
+
+
+NUL_DETAIL = (
+    "PostgreSQL cannot store the character U+0000 (NUL) in text or in JSON strings; "
+    "remove it or encode it."
+)
+
+
+def _nul(exc: psycopg.DataError) -> bool:
+    """A NUL character refused: by psycopg in a text parameter, or by the server in JSON."""
+    if isinstance(exc, pg_errors.UntranslatableCharacter):
+        return "\\u0000" in str(exc)
+    return "NUL" in str(exc) and exc.sqlstate is None
 
 
 def _retry(exc: Exception, tx: PgTx, writing: bool, attempt: int) -> bool:
@@ -199,6 +212,10 @@ class PostgresStore:
                 tx = PgTx(conn, writing)
                 try:
                     result = self._once(conn, tx, fn, writing)
+                except psycopg.DataError as exc:
+                    if _nul(exc):
+                        raise ValidationFailed(NUL_DETAIL) from exc
+                    raise
                 except Exception as exc:
                     if attempt + 1 < ATTEMPTS and _retry(exc, tx, writing, attempt):
                         log.debug("write lost a race (%s); retrying", type(exc).__name__)

@@ -33,22 +33,24 @@ from recordbase.stores.common import RECORD_COLUMNS, record_from_row
 from recordbase.stores.sql import POSTGRES, pg_tsquery
 from recordbase.stores.tx_sql import INSERT_KEY, INSERT_RECORD, SqlTx
 
-# Rows go to PostgreSQL as one JSON array, unpacked by json_to_recordset: the statement text
+# Rows go to PostgreSQL as one JSON array that jsonb_to_recordset unpacks: the statement text
 # is the same for any number of rows, so psycopg caches its conversion and prepares it, and
-# the client serializes a batch with one orjson call (a multi-row VALUES with 13 parameters a
-# row cost ~40 µs a record on the client: psycopg parses long statements anew each time and
-# adapts each parameter in Python). The JSON text of `data` becomes jsonb as a jsonb parameter
-# would; timestamps go as RFC 3339 text with their offset.
+# the client serializes a batch with one orjson call. A multi-row VALUES with 13 parameters a
+# row cost ~40 µs a record on the client (psycopg parses statements over 4 KiB or 50
+# parameters anew each time and adapts each parameter in Python); arrays through unnest() cost
+# as much (psycopg's list dumpers), and the json (not jsonb) variant re-parses each `data` on
+# the server. `data` and `attachments` come out of the parsed array as jsonb values, exactly
+# what a jsonb parameter holds; timestamps go as RFC 3339 text with their offset.
 _INSERT_RECORDS = (
     INSERT_RECORD.removesuffix("VALUES ")
-    + "SELECT %s, r.* FROM json_to_recordset(%s::json) AS r(id text, name text, "
+    + "SELECT %s, r.* FROM jsonb_to_recordset(%s::jsonb) AS r(id text, name text, "
     "external_id text, owner text, data jsonb, description text, attachments jsonb, "
     "version integer, created_at timestamptz, updated_at timestamptz, created_by text, "
     "updated_by text)"
 )
 _INSERT_KEYS = (
     INSERT_KEY.removesuffix("VALUES ")
-    + "SELECT %s, r.r, r.k, r.v FROM json_to_recordset(%s::json) AS r(r text, k text, v text) "
+    + "SELECT %s, r.r, r.k, r.v FROM jsonb_to_recordset(%s::jsonb) AS r(r text, k text, v text) "
     "ON CONFLICT DO NOTHING RETURNING key_name, value"
 )
 # The unique index a concurrent insert lost on -> the key name UniqueClash reports.
