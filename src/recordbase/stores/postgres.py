@@ -44,6 +44,10 @@ CHANNEL = "recordbase_epoch"
 ATTEMPTS = 5  # a write retried this often after losing races, then the last error stands
 _RETRYABLE = (Raced, pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _MIGRATION_LOCK = 7_262_736  # pg_advisory_xact_lock key: one migrator at a time
+_MODES = {  # writing -> (isolation level, read only); see the module docstring
+    True: (psycopg.IsolationLevel.READ_COMMITTED, False),
+    False: (psycopg.IsolationLevel.REPEATABLE_READ, True),
+}
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -229,11 +233,20 @@ class PostgresStore:
     def _once(
         self, conn: psycopg.Connection[Any], tx: PgTx, fn: Callable[[Any], T], writing: bool
     ) -> T:
-        if writing:
-            conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
-            conn.read_only = False
-        else:
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            conn.read_only = True
-        with conn.transaction():
-            return fn(tx)
+        level, read_only = _MODES[writing]
+        if conn.isolation_level != level:  # setting it, even unchanged, rebuilds BEGIN
+            conn.isolation_level = level
+        if conn.read_only != read_only:
+            conn.read_only = read_only
+        # The transaction begins with the call's first statement: psycopg's implicit BEGIN, or
+        # the BEGIN PgTx.type_version sends in the same message as its query (postgres_tx.py).
+        try:
+            result = fn(tx)
+        except BaseException as exc:
+            try:
+                conn.rollback()
+            except Exception as exc2:  # a broken connection: keep the first error
+                log.warning("rollback failed after %s: %s", type(exc).__name__, exc2)
+            raise
+        conn.commit()
+        return result

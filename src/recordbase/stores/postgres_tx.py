@@ -22,6 +22,8 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import pq
+from psycopg import sql as pg_sql
 from psycopg.types.json import Jsonb
 
 from recordbase.core.query import Query
@@ -53,6 +55,13 @@ _INSERT_KEYS = (
     + "SELECT %s, r.r, r.k, r.v FROM jsonb_to_recordset(%s::jsonb) AS r(r text, k text, v text) "
     "ON CONFLICT DO NOTHING RETURNING key_name, value"
 )
+# PgTx.type_version's first message: BEGIN as the store's call would have it, and the query.
+_BEGIN = {
+    True: b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; ",
+    False: b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; ",
+}
+_TYPE_VERSION = b"SELECT version FROM record_types WHERE id = "
+IDLE = pq.TransactionStatus.IDLE
 # The unique index a concurrent insert lost on -> the key name UniqueClash reports.
 _CLASHES = {"records_id": "__id", "records_external_id": "__external_id"}
 
@@ -78,6 +87,19 @@ class PgTx(SqlTx):
 
     def _bind_ts(self, value: datetime | None) -> Any:
         return value
+
+    def type_version(self, type_id: str) -> int | None:
+        """Every record write starts with this check: when it is the call's first statement,
+        BEGIN goes in the same message (one round trip instead of two; the store commits)."""
+        conn = self.conn
+        if conn.autocommit or conn.info.transaction_status != IDLE:
+            return super().type_version(type_id)
+        query = _BEGIN[self.writing] + _TYPE_VERSION + pg_sql.Literal(type_id).as_bytes(conn)
+        with conn.lock:
+            result = conn.pgconn.exec_(query)  # blocks in libpq without the GIL
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            raise pg_errors.error_from_result(result, encoding=conn.info.encoding)
+        return int(result.get_value(0, 0) or 0) if result.ntuples else None
 
     def _bind_json(self, value: Any) -> Any:
         return Jsonb(value)
@@ -152,6 +174,8 @@ class PgTx(SqlTx):
             raise UniqueClash(lost[1], lost[2])
 
     def _update_rows(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if self.conn.info.transaction_status == IDLE:
+            self.conn.execute("SELECT 1")  # begin: the block below must be a savepoint
         try:
             # A savepoint, so that an external_id clash leaves the transaction usable.
             with self.conn.transaction(), self.conn.cursor() as cur:
