@@ -72,6 +72,12 @@ class Settings:
     group_commit_max: int = _setting(
         256, "Most queued write requests the SQLite writer folds into one transaction."
     )
+    sqlite_writer: str = _setting(
+        "thread",
+        "Who runs SQLite write groups: `thread` (a writer thread) or `loop` (the event loop "
+        "itself, between requests: less CPU per write, but a stalled disk stalls every "
+        "request). Slow writes (type and key changes) always use the thread.",
+    )
     pg_pool_min: int = _setting(2, "PostgreSQL pool: connections kept open per worker.")
     pg_pool_max: int = _setting(10, "PostgreSQL pool: most connections per worker.")
     key_touch_seconds: int = _setting(
