@@ -79,3 +79,52 @@ def test_a_nul_character_is_a_clear_error_on_postgres_never_a_500(
     assert ok.status_code == 201
     patched = api.patch(f"{R}/{ok.json()['records'][0]['id']}", json=record)
     assert patched.status_code in ((400,) if db_url.startswith("postgresql") else (200,))
+
+
+def test_a_call_that_starts_with_the_type_check_is_still_one_whole_transaction(
+    db_url: str,
+) -> None:
+    """On PostgreSQL the type-version check carries the call's BEGIN (stores/postgres_tx.py):
+    what follows it commits with it or rolls back with it, and reads stay read-only."""
+    from tests.test_store_contract import make_type, record, run, setup_type
+
+    class Boom(Exception):
+        pass
+
+    async def body(store: Any) -> None:
+        rtype = make_type()
+        await setup_type(store, rtype)
+
+        def fails(tx: Any) -> None:
+            assert tx.type_version(rtype.id) == 1
+            tx.insert_records(rtype, [record(1)], [])
+            raise Boom
+
+        with pytest.raises(Boom):
+            await store.write(fails)
+
+        def works(tx: Any) -> int | None:
+            version = tx.type_version(rtype.id)
+            tx.insert_records(rtype, [record(2), record(3)], [])
+            return version
+
+        assert await store.write(works) == 1
+        ids = await store.read(
+            lambda tx: (
+                tx.type_version(rtype.id),
+                [r.id for r in tx.get_records(rtype, ["R0001", "R0002", "R0003"])],
+            )
+        )
+        assert ids == (1, ["R0002", "R0003"])
+        assert await store.read(lambda tx: tx.type_version("nope")) is None
+        if store.dialect == "postgres":
+            import psycopg
+
+            def sneaky(tx: Any) -> None:
+                tx.type_version(rtype.id)
+                tx.insert_records(rtype, [record(4)], [])
+
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                await store.read(sneaky)
+
+    run(db_url, body)

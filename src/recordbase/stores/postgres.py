@@ -3,7 +3,9 @@
 The service's transaction functions are synchronous, so each call runs on a pooled connection
 in a worker thread (`psycopg_pool.ConnectionPool` + a thread pool of the same size): one
 `BEGIN ... COMMIT` per call, reads in REPEATABLE READ READ ONLY (a page and its count see one
-snapshot), writes in READ COMMITTED with row locks (see postgres_tx.py). A write that lost a
+snapshot), writes in READ COMMITTED with row locks (see postgres_tx.py). The BEGIN goes with
+the call's first statement (a record write's type-version check sends both in one message),
+so a single create costs three round trips: BEGIN + check, INSERT, COMMIT. A write that lost a
 race to another worker (a unique row that appeared after the service checked, a deadlock, a
 serialization failure) is rolled back and run again from the start, a few times at most, so the
 retry sees the winner's row and answers as if the requests had come one after the other.

@@ -4,11 +4,14 @@ Every method runs inside the one transaction the store opened for the call. Time
 JSON are bound as timestamptz and jsonb; lists of values go as one array (`= ANY(...)`). Two
 things differ from SQLite because many workers write at once:
 
-- Unique constraints are checked with `INSERT ... ON CONFLICT DO NOTHING RETURNING`, so a row
-  a concurrent writer got first comes back missing (never an aborted transaction) and turns into
-  `UniqueClash` with the key's name. The store then retries the whole call once the winner has
-  committed, so an upsert that lost an insert race becomes an update, and a create becomes a
-  clean 409.
+- A unique constraint that fires turns into `UniqueClash` with the key's name, and the store
+  retries the whole call once the winner has committed, so an upsert that lost an insert race
+  becomes an update, and a create becomes a clean 409. Key rows (names, declared unique keys)
+  go in with `INSERT ... ON CONFLICT DO NOTHING RETURNING`, so the row a concurrent writer got
+  first comes back missing and names the key. Records go in with a plain INSERT: the service
+  has checked client ids, external ids and the batch itself (fresh ULIDs cannot clash), so
+  only a concurrent writer can make it fail; the error (which aborts the transaction) names
+  the index that fired.
 - Inside a write, records are read `FOR UPDATE`: the row is locked and re-read at its newest
   committed version, so read-modify-write (PATCH, If-Match, upsert) never loses an update.
 """
