@@ -75,8 +75,8 @@ class Settings:
     sqlite_writer: str = _setting(
         "thread",
         "Who runs SQLite write groups: `thread` (a writer thread) or `loop` (the event loop "
-        "itself, between requests: less CPU per write, but a stalled disk stalls every "
-        "request). Slow writes (type and key changes) always use the thread.",
+        "runs the writes between requests and a committer thread the COMMIT). Slow writes "
+        "(type and key changes) always use the writer thread.",
     )
     pg_pool_min: int = _setting(2, "PostgreSQL pool: connections kept open per worker.")
     pg_pool_max: int = _setting(10, "PostgreSQL pool: most connections per worker.")

@@ -158,11 +158,9 @@ class SqliteStore:
         writer_conn.execute("ANALYZE")
         self._writer = Writer(
             writer_conn,
-            self.path,
             on_loop=writes_on_loop(self.settings.sqlite_writer),
             group_max=self.settings.group_commit_max,
             analyze_seconds=self.settings.sqlite_analyze_seconds,
-            connect=lambda: connect(self.path, synchronous),
         )
         self._writer.start()
         self._readers = ThreadPoolExecutor(
