@@ -65,8 +65,9 @@ class KeysAndTypes(ServiceBase):
         if key.expires_at is not None and key.expires_at <= now:
             raise Unauthenticated("This API key has expired.")
         self._touch(key.id, now)
-        # The Principal (immutable) is made once per cached key object: a key changed or
-        # revoked bumps the epoch, which empties both caches (ServiceBase._sync).
+        # The Principal is made once per cached key object and shared by its requests (frozen;
+        # its `extra` dict must not be mutated in place): a key changed or revoked bumps the
+        # epoch, which empties both caches (ServiceBase._sync).
         made = self._principals.get(digest)
         if made is not None and made[0] is key:
             return made[1]
