@@ -17,7 +17,7 @@ import httpx
 from tests.server import cli, run_server
 
 JOBS = 12
-ITEMS = 150
+ITEMS = 400
 # A short lease so the restarted server resumes the interrupted job promptly; small chunks so
 # the kill lands between (and inside) many transactions.
 ENV = {

@@ -1,11 +1,14 @@
-"""The SQLite writer's groups (stores/sqlite.py): a write alone in its group runs without a
-SAVEPOINT and a failure rolls all of it back; in a group of several each write still fails
-alone. Runs on a real SQLite file through the store's own write queue."""
+"""The SQLite writer (stores/sqlite_writer.py): groups commit once without savepoints, a
+failing write still fails alone, slow writes and other event loops use the writer thread, a
+database locked by another process never blocks the event loop, and checkpoints run off the
+writer. Runs on a real SQLite file through the store's own write path."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,40 +68,125 @@ def test_a_failing_single_write_leaves_nothing_and_the_next_works(tmp_path: Path
     asyncio.run(main())
 
 
-def test_a_group_of_several_still_isolates_a_failure(tmp_path: Path) -> None:
+def _group(store: SqliteStore, fns: list[Any]) -> Any:
+    # Tasks started together queue their writes in the same loop turn: one group.
+    return asyncio.gather(*(store.write(fn) for fn in fns), return_exceptions=True)
+
+
+def test_a_group_commits_once_without_savepoints(tmp_path: Path) -> None:
     async def main() -> None:
         store = _store(tmp_path)
         await store.open()
-        started, go = threading.Event(), threading.Event()
-
         statements: list[str] = []
-
-        def hold(tx: Any) -> str:
-            tx.conn.set_trace_callback(statements.append)
-            # Keeps the writer busy while the next writes queue up, so they form one group.
-            started.set()
-            go.wait(30)
-            return "held"
-
         try:
-            loop = asyncio.get_running_loop()
-            first = asyncio.ensure_future(store.write(hold))
-            await loop.run_in_executor(None, started.wait, 30)
-            rest = [
-                asyncio.ensure_future(store.write(_put(key, fail=key == "t-2")))
-                for key in ("t-1", "t-2", "t-3")
-            ]
-            await asyncio.sleep(0)  # let the three tasks queue their writes (no waiting)
-            assert store._queue.qsize() == 3
-            go.set()
-            assert await first == "held"
-            results = await asyncio.gather(*rest, return_exceptions=True)
+            await store.write(_trace(statements))
+            statements.clear()
+            results = await _group(store, [_put("t-1"), _put("t-2"), _put("t-3")])
+            assert results == ["t-1", "t-2", "t-3"]
+            assert _keys(store) == ["t-1", "t-2", "t-3"]
+            assert statements.count("BEGIN IMMEDIATE") == 1
+            assert statements.count("COMMIT") == 1
+            assert not [s for s in statements if "SAVEPOINT" in s]
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_failure_in_a_group_is_replayed_with_savepoints(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = _store(tmp_path)
+        await store.open()
+        statements: list[str] = []
+        try:
+            await store.write(_trace(statements))
+            statements.clear()
+            results = await _group(store, [_put("t-1"), _put("t-2", fail=True), _put("t-3")])
             assert results[0] == "t-1" and results[2] == "t-3"
             assert isinstance(results[1], ValueError)
             assert _keys(store) == ["t-1", "t-3"]
-            assert statements.count("SAVEPOINT w") == 3 and statements.count("COMMIT") == 2
+            # the optimistic run is undone whole, then each write runs in its own savepoint
+            assert statements.count("ROLLBACK") == 1
+            assert statements.count("SAVEPOINT w") == 3
+            assert statements.count("ROLLBACK TO w") == 1
+            assert statements.count("COMMIT") == 1
         finally:
-            go.set()
+            await store.close()
+
+    asyncio.run(main())
+
+
+def _where(tx: Any) -> str:
+    return threading.current_thread().name
+
+
+def test_slow_writes_and_other_event_loops_use_the_writer_thread(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = _store(tmp_path)
+        await store.open()
+        try:
+            assert await store.write(_where) == threading.current_thread().name
+            assert await store.write(_where, slow=True) == "recordbase-writer"
+            # a write from another event loop, in another thread
+            found: list[str] = []
+            other = threading.Thread(target=lambda: found.append(asyncio.run(store.write(_where))))
+            loop = asyncio.get_running_loop()
+            other.start()
+            await loop.run_in_executor(None, other.join, 30)
+            assert found == ["recordbase-writer"]
+            assert await store.write(_put("t-after")) == "t-after"
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_database_locked_elsewhere_never_blocks_the_loop(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = _store(tmp_path)
+        await store.open()
+        other = sqlite3.connect(store.path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another process's write transaction
+            pending = asyncio.ensure_future(store.write(_put("t-waits")))
+            before = time.monotonic()
+            for _ in range(5):
+                await asyncio.sleep(0.01)  # the loop keeps turning meanwhile
+            assert time.monotonic() - before < 2.0
+            assert not pending.done()
+            other.execute("COMMIT")
+            assert await asyncio.wait_for(pending, 30) == "t-waits"
+            assert _keys(store) == ["t-waits"]
+            assert await store.write(_put("t-next")) == "t-next"  # the loop lane again
+        finally:
+            other.close()
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_checkpoints_copy_the_wal_into_the_database_file(tmp_path: Path) -> None:
+    def in_main_file(path: str) -> int:
+        # immutable=1 reads the database file alone, ignoring the WAL
+        conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            row = conn.execute("SELECT count(*) FROM meta WHERE k LIKE 't-%'").fetchone()
+            return int(row[0])
+        finally:
+            conn.close()
+
+    async def main() -> None:
+        store = _store(tmp_path)
+        await store.open()
+        try:
+            auto = await store.write(lambda tx: tx.conn.execute("PRAGMA wal_autocheckpoint"))
+            assert auto.fetchone()[0] == 0  # commits never checkpoint on the loop
+            await _group(store, [_put(f"t-{i:03d}") for i in range(200)])
+            deadline = time.monotonic() + 10
+            while in_main_file(store.path) < 200 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert in_main_file(store.path) == 200
+        finally:
             await store.close()
 
     asyncio.run(main())

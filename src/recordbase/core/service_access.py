@@ -223,7 +223,8 @@ class KeysAndTypes(ServiceBase):
             tx.bump_epoch()
             return rtype
 
-        return await self.store.write(write)
+        # slow: building the type's indexes reads the records table
+        return await self.store.write(write, slow=True)
 
     async def ensure_type(self, p: Principal, body: dict[str, Any]) -> RecordType:
         """A built-in type that a face owns (e.g. request logs): made on first use.

@@ -105,9 +105,11 @@ class ServiceBase:
             self._epoch = epoch
 
     async def _write_bumping(self, fn: Callable[[WriteTx], T]) -> T:
-        """A write that bumps the epoch: once committed, every service here re-reads it."""
+        """A write that bumps the epoch: once committed, every service here re-reads it.
+
+        Such writes are rare and may build indexes, so the store runs them off the loop."""
         try:
-            return await self.store.write(fn)
+            return await self.store.write(fn, slow=True)
         finally:
             _LOCAL_BUMPS[0] += 1
 

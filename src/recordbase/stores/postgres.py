@@ -187,7 +187,7 @@ class PostgresStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, self._run, fn, False)
 
-    async def write(self, fn: Callable[[Any], T]) -> T:
+    async def write(self, fn: Callable[[Any], T], *, slow: bool = False) -> T:
         assert self._threads is not None, "store not open"
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, self._run, fn, True)

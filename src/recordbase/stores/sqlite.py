@@ -1,23 +1,20 @@
-"""The embedded SQLite store: WAL, one group-committing writer thread, pooled readers.
+"""The embedded SQLite store: WAL, one group-committing writer connection, pooled readers.
 
-Writes queue up for one writer thread. It takes every write waiting (up to
-`group_commit_max`), runs each in its own SAVEPOINT inside one transaction (a write alone
-needs none), commits once, and only then answers each caller: many requests share one fsync,
-a failing request rolls back alone, and no caller hears "done" before its commit. Reads run
-on a few reader threads, each with its own connection (WAL lets them read while the writer
-writes). The event loop never blocks on SQLite.
+Writes are group-committed on one connection (stores/sqlite_writer.py): every write queued
+by the time the group starts runs in one transaction, a failing write fails alone, and no
+caller hears "done" before the commit. By default the event loop runs the groups itself
+(a commit in WAL with synchronous=NORMAL does not wait for the disk); writes that may wait
+go to a writer thread. Reads run on a few reader threads, each with its own connection (WAL
+lets them read while the writer writes).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import queue
 import sqlite3
 import sys
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,9 +23,9 @@ from typing import Any, TypeVar
 from recordbase.config import Settings
 from recordbase.stores.common import apply_migrations
 from recordbase.stores.sqlite_tx import SqliteTx
+from recordbase.stores.sqlite_writer import Writer
 
 T = TypeVar("T")
-_STOP = object()
 # The writer thread and the event loop share one GIL. At CPython's default 5 ms switch
 # interval, the loop waited up to 5 ms for the GIL whenever it made a blocking call while the
 # writer ran Python code; 0.5 ms nearly doubled batch-of-100 throughput (docs/performance.md).
@@ -54,6 +51,16 @@ def reader_count(configured: int) -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, min(MAX_AUTO_READERS, cores))
+
+
+def writes_on_loop(setting: str, synchronous: str) -> bool:
+    """Whether the event loop runs the write groups (`sqlite_writer`; auto: unless commits
+    wait for the disk, i.e. synchronous FULL or EXTRA)."""
+    if setting not in ("auto", "loop", "thread"):
+        raise ValueError(f"sqlite_writer must be auto, loop or thread, not {setting!r}")
+    if setting == "auto":
+        return synchronous.upper() not in ("FULL", "EXTRA", "2", "3")
+    return setting == "loop"
 
 
 def sqlite_path(url: str) -> str:
@@ -124,8 +131,7 @@ class SqliteStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.path = sqlite_path(settings.database_url)
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
+        self._writer: Writer | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
@@ -147,14 +153,20 @@ class SqliteStore:
         self.migrate()
         if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
             sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-        writer_conn = connect(self.path, self.settings.sqlite_synchronous)
+        synchronous = self.settings.sqlite_synchronous
+        writer_conn = connect(self.path, synchronous)
         # Planner statistics, sampled (at most ~1,000 rows per index: ~50 ms at 1M records).
         # Without them SQLite walked the created_at index for a filter on a declared index's
         # path: 1.4 s instead of 0.6 ms at 1M records (docs/performance.md).
         writer_conn.execute("PRAGMA analysis_limit=1000")
         writer_conn.execute("ANALYZE")
-        self._writer = threading.Thread(
-            target=self._write_loop, args=(writer_conn,), name="recordbase-writer", daemon=True
+        self._writer = Writer(
+            writer_conn,
+            self.path,
+            on_loop=writes_on_loop(self.settings.sqlite_writer, synchronous),
+            group_max=self.settings.group_commit_max,
+            analyze_seconds=self.settings.sqlite_analyze_seconds,
+            connect=lambda: connect(self.path, synchronous),
         )
         self._writer.start()
         self._readers = ThreadPoolExecutor(
@@ -165,8 +177,7 @@ class SqliteStore:
 
     async def close(self) -> None:
         if self._writer is not None:
-            self._queue.put(_STOP)
-            await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+            await self._writer.stop()
             self._writer = None
         if self._readers is not None:
             self._readers.shutdown(wait=True)
@@ -211,108 +222,9 @@ class SqliteStore:
         finally:
             conn.execute("COMMIT")
 
-    async def write(self, fn: Callable[[Any], T]) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((fn, future, loop))
-        return await future
-
-    def _write_loop(self, conn: sqlite3.Connection) -> None:
-        tx = SqliteTx(conn)
-        limit = max(1, self.settings.group_commit_max)
-        every = self.settings.sqlite_analyze_seconds
-        next_analyze = time.monotonic() + every
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            batch = [item]
-            stop = False
-            while len(batch) < limit:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stop = True
-                    break
-                batch.append(more)
-            self._run_group(conn, tx, batch)
-            if every > 0 and time.monotonic() >= next_analyze:
-                # Statistics follow the data as it grows (a type created empty and filled
-                # later would keep the plan of an empty table). Sampled: analysis_limit. The
-                # group's callers were answered already; only the next group waits.
-                conn.execute("ANALYZE")
-                next_analyze = time.monotonic() + every
-            if stop:
-                break
-        conn.close()
-
-    def _run_group(self, conn: sqlite3.Connection, tx: SqliteTx, batch: list[Any]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], bool, Any]]
-        if len(batch) == 1:
-            outcomes = [_run_alone(conn, tx, batch[0])]
-        else:
-            outcomes = _run_savepoints(conn, tx, batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for (_fn, _future, loop), outcome in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(loop, []).append(outcome)
-        for loop, items in by_loop.items():
-            # A closed loop's callers are gone: nobody is left to answer.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_resolve, items)
-
-
-def _run_alone(
-    conn: sqlite3.Connection, tx: SqliteTx, item: Any
-) -> tuple[asyncio.Future[Any], bool, Any]:
-    """One write alone in its transaction: no SAVEPOINT, a failure rolls the whole back.
-
-    With nobody else in the group a savepoint isolates nothing, and SAVEPOINT/RELEASE were
-    a third of the writer's time under single creates (docs/performance.md).
-    """
-    fn, future, _loop = item
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        result = fn(tx)
-        conn.execute("COMMIT")
-    except BaseException as exc:  # the write or its commit failed: nothing of it stays
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        return (future, False, exc)
-    return (future, True, result)
-
-
-def _run_savepoints(
-    conn: sqlite3.Connection, tx: SqliteTx, batch: list[Any]
-) -> list[tuple[asyncio.Future[Any], bool, Any]]:
-    """Several writes in one transaction, each in its own SAVEPOINT so it fails alone."""
-    outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        for fn, future, _loop in batch:
-            conn.execute("SAVEPOINT w")
-            try:
-                result = fn(tx)
-                conn.execute("RELEASE w")
-                outcomes.append((future, True, result))
-            except BaseException as exc:  # the caller gets it; the group goes on
-                conn.execute("ROLLBACK TO w")
-                conn.execute("RELEASE w")
-                outcomes.append((future, False, exc))
-        conn.execute("COMMIT")
-    except BaseException as exc:  # the commit itself failed: nobody's write happened
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        outcomes = [(future, False, exc) for _fn, future, _loop in batch]
-    return outcomes
-
-
-def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in items:
-        if future.done():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+    async def write(self, fn: Callable[[Any], T], *, slow: bool = False) -> T:
+        """Run `fn` in a write transaction; `slow`: it may take long (e.g. builds an index),
+        so it runs on the writer thread rather than the event loop."""
+        assert self._writer is not None, "store not open"
+        result: T = await self._writer.write(fn, slow=slow)
+        return result
