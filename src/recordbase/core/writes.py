@@ -164,6 +164,8 @@ def naming_errors(
 
 def check_batch_duplicates(rtype: RecordType, records: Sequence[Record]) -> None:
     """Two records of one batch may not share an id, external id or unique key."""
+    if len(records) < 2:  # one record's pairs never repeat (each key name appears once)
+        return
     has_keys = keyed(rtype)
     if not has_keys:  # ids and external ids only: sets tell whether the loop below would raise
         externals = [r.external_id for r in records if r.external_id is not None]

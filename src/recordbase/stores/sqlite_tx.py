@@ -138,6 +138,9 @@ class SqliteTx(SqlTx):
         keep the distinct statements few, so each is prepared once and stays cached.
         """
         at, total = 0, len(rows)
+        if total == 1:  # a single create
+            self.conn.execute(head + mark, rows[0])
+            return
         while at < total:
             n = _MAX_ROWS
             while n > total - at:
