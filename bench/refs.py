@@ -7,6 +7,7 @@ core) and prints one JSON line: operations, rows, seconds and latency percentile
     python bench/refs.py sqlite-single  SECONDS WORKDIR BODYFILE
     python bench/refs.py sqlite-query   SECONDS DBFILE  SPECFILE
     python bench/refs.py pg-batch|pg-single|pg-copy SECONDS DSN BODYFILE
+    python bench/refs.py pg-query       SECONDS DSN     SPECFILE
 
 The rows are the `data` objects of the scenario's own request body. SQLite runs in WAL with
 synchronous=NORMAL, as recordbase does; PostgreSQL stores the same rows as jsonb.
@@ -139,12 +140,37 @@ def pg_insert(seconds: float, dsn: str, body_file: str, *, copy: bool) -> dict[s
             conn.execute("DROP TABLE IF EXISTS bench_raw_rows")
 
 
+def pg_query(seconds: float, dsn: str, spec_file: str) -> dict[str, Any]:
+    """The scenario's SQL through psycopg against the same database, each page as JSON bytes."""
+    import psycopg
+
+    spec = orjson.loads(Path(spec_file).read_bytes())
+    sql, params_list, columns = spec["sql"], spec["params"], spec["columns"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        plan = [r[0] for r in conn.execute("EXPLAIN " + sql, params_list[0]).fetchall()]
+        turn = itertools.cycle(params_list)
+
+        def op() -> int:
+            out = [
+                dict(zip(columns, row, strict=True))
+                for row in conn.execute(sql, next(turn)).fetchall()
+            ]
+            orjson.dumps({"records": out})
+            return len(out)
+
+        result = _loop(seconds, op)
+    result["plan"] = plan[:3]
+    return result
+
+
 def main(argv: list[str]) -> None:
     kind, seconds, where, spec = argv[0], float(argv[1]), argv[2], argv[3]
     if kind in ("sqlite-batch", "sqlite-single"):
         result = sqlite_insert(seconds, where, spec)
     elif kind == "sqlite-query":
         result = sqlite_query(seconds, where, spec)
+    elif kind == "pg-query":
+        result = pg_query(seconds, where, spec)
     elif kind in ("pg-batch", "pg-single", "pg-copy"):
         result = pg_insert(seconds, where, spec, copy=kind == "pg-copy")
     else:

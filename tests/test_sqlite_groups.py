@@ -1,7 +1,8 @@
-"""The SQLite writer (stores/sqlite_writer.py): groups commit once without savepoints, a
-failing write still fails alone, slow writes and other event loops use the writer thread, a
-database locked by another process never blocks the event loop, and checkpoints run off the
-writer. Runs on a real SQLite file through the store's own write path."""
+"""The SQLite writer (stores/sqlite_writer.py), on both lanes: groups commit once without
+savepoints, a failing write still fails alone, slow writes and other event loops use the
+writer thread, a database locked by another process never blocks the event loop, and on the
+loop lane the COMMIT runs on the committer thread. Runs on a real SQLite file through the
+store's own write path."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from recordbase.config import Settings
 from recordbase.stores.sqlite import SqliteStore
@@ -40,13 +43,20 @@ def _keys(store: SqliteStore) -> list[str]:
     return [row[0] for row in rows]
 
 
-def _store(tmp_path: Path) -> SqliteStore:
-    return SqliteStore(Settings(database_url=f"sqlite:///{tmp_path / 'g.db'}"))
+LANES = pytest.mark.parametrize("lane", ["thread", "loop"])
 
 
-def test_a_failing_single_write_leaves_nothing_and_the_next_works(tmp_path: Path) -> None:
+def _store(tmp_path: Path, lane: str = "thread") -> SqliteStore:
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    return SqliteStore(Settings(database_url=url, sqlite_writer=lane))
+
+
+@LANES
+def test_a_failing_single_write_leaves_nothing_and_the_next_works(
+    tmp_path: Path, lane: str
+) -> None:
     async def main() -> None:
-        store = _store(tmp_path)
+        store = _store(tmp_path, lane)
         await store.open()
         statements: list[str] = []
         try:
@@ -68,20 +78,49 @@ def test_a_failing_single_write_leaves_nothing_and_the_next_works(tmp_path: Path
     asyncio.run(main())
 
 
-def _group(store: SqliteStore, fns: list[Any]) -> Any:
-    # Tasks started together queue their writes in the same loop turn: one group.
-    return asyncio.gather(*(store.write(fn) for fn in fns), return_exceptions=True)
+def _from_group(statements: list[str]) -> list[str]:
+    """The statements from the BEGIN of the group's first write on (the thread lane's
+    holding write commits just before)."""
+    first = next(i for i, s in enumerate(statements) if s.startswith("INSERT INTO meta"))
+    begin = max(i for i, s in enumerate(statements[:first]) if s == "BEGIN IMMEDIATE")
+    return statements[begin:]
 
 
-def test_a_group_commits_once_without_savepoints(tmp_path: Path) -> None:
+async def _group(store: SqliteStore, fns: list[Any]) -> list[Any]:
+    """Run `fns` as one group: on the loop lane, writes queued in the same loop turn; on the
+    thread lane, writes queued while the writer is held busy by another one."""
+    if store.settings.sqlite_writer == "loop":
+        return await asyncio.gather(*(store.write(fn) for fn in fns), return_exceptions=True)
+    started, go = threading.Event(), threading.Event()
+
+    def hold(tx: Any) -> str:
+        started.set()
+        go.wait(30)
+        return "held"
+
+    loop = asyncio.get_running_loop()
+    first = asyncio.ensure_future(store.write(hold))
+    try:
+        await loop.run_in_executor(None, started.wait, 30)
+        rest = [asyncio.ensure_future(store.write(fn)) for fn in fns]
+        await asyncio.sleep(0)  # let the tasks queue their writes (no waiting)
+    finally:
+        go.set()
+    assert await first == "held"
+    return await asyncio.gather(*rest, return_exceptions=True)
+
+
+@LANES
+def test_a_group_commits_once_without_savepoints(tmp_path: Path, lane: str) -> None:
     async def main() -> None:
-        store = _store(tmp_path)
+        store = _store(tmp_path, lane)
         await store.open()
         statements: list[str] = []
         try:
             await store.write(_trace(statements))
             statements.clear()
             results = await _group(store, [_put("t-1"), _put("t-2"), _put("t-3")])
+            statements = _from_group(statements)
             assert results == ["t-1", "t-2", "t-3"]
             assert _keys(store) == ["t-1", "t-2", "t-3"]
             assert statements.count("BEGIN IMMEDIATE") == 1
@@ -93,15 +132,17 @@ def test_a_group_commits_once_without_savepoints(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_a_failure_in_a_group_is_replayed_with_savepoints(tmp_path: Path) -> None:
+@LANES
+def test_a_failure_in_a_group_is_replayed_with_savepoints(tmp_path: Path, lane: str) -> None:
     async def main() -> None:
-        store = _store(tmp_path)
+        store = _store(tmp_path, lane)
         await store.open()
         statements: list[str] = []
         try:
             await store.write(_trace(statements))
             statements.clear()
             results = await _group(store, [_put("t-1"), _put("t-2", fail=True), _put("t-3")])
+            statements = _from_group(statements)
             assert results[0] == "t-1" and results[2] == "t-3"
             assert isinstance(results[1], ValueError)
             assert _keys(store) == ["t-1", "t-3"]
@@ -122,7 +163,7 @@ def _where(tx: Any) -> str:
 
 def test_slow_writes_and_other_event_loops_use_the_writer_thread(tmp_path: Path) -> None:
     async def main() -> None:
-        store = _store(tmp_path)
+        store = _store(tmp_path, "loop")
         await store.open()
         try:
             assert await store.write(_where) == threading.current_thread().name
@@ -141,9 +182,10 @@ def test_slow_writes_and_other_event_loops_use_the_writer_thread(tmp_path: Path)
     asyncio.run(main())
 
 
-def test_a_database_locked_elsewhere_never_blocks_the_loop(tmp_path: Path) -> None:
+@LANES
+def test_a_database_locked_elsewhere_never_blocks_the_loop(tmp_path: Path, lane: str) -> None:
     async def main() -> None:
-        store = _store(tmp_path)
+        store = _store(tmp_path, lane)
         await store.open()
         other = sqlite3.connect(store.path, isolation_level=None)
         try:
@@ -157,7 +199,7 @@ def test_a_database_locked_elsewhere_never_blocks_the_loop(tmp_path: Path) -> No
             other.execute("COMMIT")
             assert await asyncio.wait_for(pending, 30) == "t-waits"
             assert _keys(store) == ["t-waits"]
-            assert await store.write(_put("t-next")) == "t-next"  # the loop lane again
+            assert await store.write(_put("t-next")) == "t-next"  # its usual lane again
         finally:
             other.close()
             await store.close()
@@ -165,27 +207,28 @@ def test_a_database_locked_elsewhere_never_blocks_the_loop(tmp_path: Path) -> No
     asyncio.run(main())
 
 
-def test_checkpoints_copy_the_wal_into_the_database_file(tmp_path: Path) -> None:
-    def in_main_file(path: str) -> int:
-        # immutable=1 reads the database file alone, ignoring the WAL
-        conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-        try:
-            row = conn.execute("SELECT count(*) FROM meta WHERE k LIKE 't-%'").fetchone()
-            return int(row[0])
-        finally:
-            conn.close()
-
+def test_on_the_loop_lane_writes_run_on_the_loop_and_commits_on_the_committer(
+    tmp_path: Path,
+) -> None:
     async def main() -> None:
-        store = _store(tmp_path)
+        store = _store(tmp_path, "loop")
         await store.open()
+        seen: list[tuple[str, str]] = []
+
+        def trace(tx: Any) -> str:
+            tx.conn.set_trace_callback(lambda s: seen.append((threading.current_thread().name, s)))
+            return "traced"
+
         try:
-            auto = await store.write(lambda tx: tx.conn.execute("PRAGMA wal_autocheckpoint"))
-            assert auto.fetchone()[0] == 0  # commits never checkpoint on the loop
-            await _group(store, [_put(f"t-{i:03d}") for i in range(200)])
-            deadline = time.monotonic() + 10
-            while in_main_file(store.path) < 200 and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            assert in_main_file(store.path) == 200
+            await store.write(trace)
+            seen.clear()
+            results = await _group(store, [_put(f"t-{i}") for i in range(3)])
+            assert results == ["t-0", "t-1", "t-2"]
+            here = threading.current_thread().name
+            inserts = {name for name, s in seen if s.startswith("INSERT INTO meta")}
+            assert inserts == {here}
+            assert [name for name, s in seen if s == "COMMIT"] == ["recordbase-commit"]
+            assert _keys(store) == ["t-0", "t-1", "t-2"]
         finally:
             await store.close()
 

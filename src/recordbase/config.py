@@ -73,10 +73,10 @@ class Settings:
         256, "Most queued write requests the SQLite writer folds into one transaction."
     )
     sqlite_writer: str = _setting(
-        "auto",
-        "Who runs SQLite write groups: `loop` (the event loop, between requests), `thread` "
-        "(a writer thread) or `auto` (loop, unless sqlite_synchronous is FULL or EXTRA, whose "
-        "commits wait for the disk). Writes that may take long always use the thread.",
+        "thread",
+        "Who runs SQLite write groups: `thread` (a writer thread) or `loop` (the event loop "
+        "runs the writes between requests and a committer thread the COMMIT). Slow writes "
+        "(type and key changes) always use the writer thread.",
     )
     pg_pool_min: int = _setting(2, "PostgreSQL pool: connections kept open per worker.")
     pg_pool_max: int = _setting(10, "PostgreSQL pool: most connections per worker.")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -285,7 +285,17 @@ def check_query(query: Query, rtype: RecordType, settings: Any) -> Query:
             errors=[FieldError("q", "search_off", 'the type needs "search": true')],
             extra={"type": rtype.key},
         )
-    return replace(query, filter=flt, sort=sort, text=text or None)
+    # Query(...) rather than dataclasses.replace: this runs on every list request.
+    return Query(
+        filter=flt,
+        sort=sort,
+        limit=query.limit,
+        after=query.after,
+        offset=query.offset,
+        count=query.count,
+        text=text or None,
+        extra=query.extra,
+    )
 
 
 def _check_sort_key(key: SortKey, rtype: RecordType) -> SortKey:
@@ -298,7 +308,7 @@ def _check_sort_key(key: SortKey, rtype: RecordType) -> SortKey:
             f"Cannot sort by {'.'.join(key.path)}: it holds {kind} values; sort by a string, "
             "number, boolean or date-time field.",
         )
-    return replace(key, kind=kind)
+    return SortKey(key.path, key.descending, kind)
 
 
 def _check_node(node: Filter, rtype: RecordType, max_in: int) -> Filter:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+import orjson
+
 from recordbase.errors import FieldError, Forbidden
 
 RECORD_MEMBERS: Final = (
@@ -74,6 +76,23 @@ class Record:
             "created_by": self.created_by,
             "updated_by": self.updated_by,
         }
+
+
+# How the API writes values out (web/http.py uses the same): datetimes as UTC with Z.
+OUTPUT_JSON_OPTIONS: Final = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
+def record_json(record: Record) -> str:
+    """A record's JSON text exactly as the API answers it (`as_dict`, OUTPUT_JSON_OPTIONS)."""
+    return orjson.dumps(record.as_dict(), option=OUTPUT_JSON_OPTIONS).decode()
+
+
+def record_from_json(text: str | bytes) -> Record:
+    """The Record of a `record_json` text (used for the one record a page's cursor needs)."""
+    d = orjson.loads(text)
+    d["created_at"] = datetime.fromisoformat(d["created_at"])
+    d["updated_at"] = datetime.fromisoformat(d["updated_at"])
+    return Record(**d)
 
 
 @dataclass(slots=True)

@@ -12,19 +12,18 @@ types), service_writes (record writes); reads and jobs are here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
+
+import orjson
 
 from recordbase.core import cursor as cursors
 from recordbase.core.clock import utc_text
 from recordbase.core.filters import check_query
 from recordbase.core.jobs import Job
 from recordbase.core.query import Filter, Page, Query, SortKey, stable_sort
-from recordbase.core.records import (
-    Principal,
-    Record,
-)
+from recordbase.core.records import OUTPUT_JSON_OPTIONS, Principal, Record, record_from_json
 from recordbase.core.service_access import KeysAndTypes
 from recordbase.core.service_writes import RecordWrites, UpsertResult
 from recordbase.core.store import ReadTx
@@ -37,7 +36,7 @@ from recordbase.errors import (
     InvalidCursor,
 )
 
-__all__ = ["ListResult", "RecordService", "UpsertResult"]
+__all__ = ["JsonListResult", "ListResult", "RecordService", "UpsertResult"]
 
 T = TypeVar("T")
 
@@ -47,6 +46,30 @@ class ListResult:
     records: list[Record]
     next_cursor: str | None
     count: int | None = None
+
+
+@dataclass(frozen=True)
+class JsonListResult:
+    records: bytes  # the page's records as one JSON array
+    next_cursor: str | None
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class _ListPlan:
+    """A checked list query: what the store runs (one row more than a page) and the cursor."""
+
+    rtype: RecordType
+    query: Query
+    page_size: int
+    fingerprint: str
+    secret: bytes | None  # None: page-number paging, no cursors
+
+    def cursor_after(self, last: Record) -> str | None:
+        if self.secret is None:
+            return None
+        values = tuple(_sort_value(last, k.path) for k in self.query.sort)
+        return cursors.encode(self.secret, self.fingerprint, values)
 
 
 class RecordService(KeysAndTypes, RecordWrites):
@@ -96,6 +119,54 @@ class RecordService(KeysAndTypes, RecordWrites):
     async def list_records(
         self, p: Principal, type_key: str, query: Query, cursor: str | None = None
     ) -> ListResult:
+        plan = await self._list_plan(p, type_key, query, cursor)
+        rtype, q = plan.rtype, plan.query
+
+        def read(tx: ReadTx) -> Page:
+            records = tx.list_records(rtype, q)
+            total = tx.count_records(rtype, q.filter, q.text) if q.count else None
+            return Page(records, None, total)
+
+        page = await self.store.read(read)
+        records: list[Record] = page.records
+        next_cursor = None
+        if len(records) > plan.page_size:
+            records = records[: plan.page_size]
+            next_cursor = plan.cursor_after(records[-1])
+        return ListResult(records, next_cursor, page.count)
+
+    async def list_records_json(
+        self, p: Principal, type_key: str, query: Query, cursor: str | None = None
+    ) -> JsonListResult:
+        """`list_records` with the page's records as one JSON array, exactly as the native
+        API writes `[r.as_dict() for r in records]`. A store that prints each record's JSON
+        itself (SQLite) saves a Record, a dict and two datetimes per row."""
+        plan = await self._list_plan(p, type_key, query, cursor)
+        rtype, q = plan.rtype, plan.query
+
+        def read(tx: ReadTx) -> tuple[list[str] | None, list[Record], int | None]:
+            texts = tx.list_records_json(rtype, q)
+            records = tx.list_records(rtype, q) if texts is None else []
+            total = tx.count_records(rtype, q.filter, q.text) if q.count else None
+            return texts, records, total
+
+        texts, records, total = await self.store.read(read)
+        next_cursor = None
+        if texts is not None:
+            if len(texts) > plan.page_size:
+                texts = texts[: plan.page_size]
+                next_cursor = plan.cursor_after(record_from_json(texts[-1]))
+            array = ("[" + ",".join(texts) + "]").encode()
+        else:
+            if len(records) > plan.page_size:
+                records = records[: plan.page_size]
+                next_cursor = plan.cursor_after(records[-1])
+            array = orjson.dumps([r.as_dict() for r in records], option=OUTPUT_JSON_OPTIONS)
+        return JsonListResult(array, next_cursor, total)
+
+    async def _list_plan(
+        self, p: Principal, type_key: str, query: Query, cursor: str | None
+    ) -> _ListPlan:
         p.require("records", "read", type_key)
         rtype = await self.type_for(p, type_key)
         query = check_query(query, rtype, self.settings)
@@ -114,24 +185,19 @@ class RecordService(KeysAndTypes, RecordWrites):
         after = cursors.decode(self._cursor_secret, fp, cursor) if cursor else None
         if after is not None and len(after) != len(sort):
             raise InvalidCursor("The cursor does not fit this sort.")
-        q = replace(query, sort=sort, after=after, limit=page_size + 1)
-
-        def read(tx: ReadTx) -> Page:
-            records = tx.list_records(rtype, q)
-            total = tx.count_records(rtype, q.filter, q.text) if q.count else None
-            return Page(records, None, total)
-
-        page = await self.store.read(read)
-        records: list[Record] = page.records
-        next_cursor = None
-        if len(records) > page_size:
-            records = records[:page_size]
-            last = records[-1]
-            if query.offset is not None:  # page-number paging: the faces number the pages
-                return ListResult(records, None, page.count)
-            values = tuple(_sort_value(last, k.path) for k in sort)
-            next_cursor = cursors.encode(self._cursor_secret, fp, values)
-        return ListResult(records, next_cursor, page.count)
+        q = Query(
+            filter=query.filter,
+            sort=sort,
+            limit=page_size + 1,
+            after=after,
+            offset=query.offset,
+            count=query.count,
+            text=query.text,
+            extra=query.extra,
+        )
+        # page-number paging: the faces number the pages, no cursor
+        secret = None if query.offset is not None else self._cursor_secret
+        return _ListPlan(rtype, q, page_size, fp, secret)
 
     async def count_records(
         self, p: Principal, type_key: str, filter: Filter | None = None, text: str | None = None

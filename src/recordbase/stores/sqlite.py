@@ -2,27 +2,23 @@
 
 Writes are group-committed on one connection (stores/sqlite_writer.py): every write queued
 by the time the group starts runs in one transaction, a failing write fails alone, and no
-caller hears "done" before the commit. By default the event loop runs the groups itself
-(a commit in WAL with synchronous=NORMAL does not wait for the disk); writes that may wait
-go to a writer thread. Reads run on a few reader threads, each with its own connection (WAL
+caller hears "done" before the commit. A writer thread runs the groups (or, by setting, the
+event loop itself). Reads run on a few reader threads, each with its own connection (WAL
 lets them read while the writer writes).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import sys
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from recordbase.config import Settings
 from recordbase.stores.common import apply_migrations
-from recordbase.stores.sqlite_tx import SqliteTx
+from recordbase.stores.sqlite_readers import Readers
 from recordbase.stores.sqlite_writer import Writer
 
 T = TypeVar("T")
@@ -53,13 +49,10 @@ def reader_count(configured: int) -> int:
     return max(1, min(MAX_AUTO_READERS, cores))
 
 
-def writes_on_loop(setting: str, synchronous: str) -> bool:
-    """Whether the event loop runs the write groups (`sqlite_writer`; auto: unless commits
-    wait for the disk, i.e. synchronous FULL or EXTRA)."""
-    if setting not in ("auto", "loop", "thread"):
-        raise ValueError(f"sqlite_writer must be auto, loop or thread, not {setting!r}")
-    if setting == "auto":
-        return synchronous.upper() not in ("FULL", "EXTRA", "2", "3")
+def writes_on_loop(setting: str) -> bool:
+    """Whether the event loop runs the write groups (`sqlite_writer`: thread or loop)."""
+    if setting not in ("thread", "loop"):
+        raise ValueError(f"sqlite_writer must be thread or loop, not {setting!r}")
     return setting == "loop"
 
 
@@ -132,11 +125,8 @@ class SqliteStore:
         self.settings = settings
         self.path = sqlite_path(settings.database_url)
         self._writer: Writer | None = None
-        self._readers: ThreadPoolExecutor | None = None
-        self._local = threading.local()
-        self._reader_conns: list[sqlite3.Connection] = []
+        self._readers: Readers | None = None
         self._epoch_conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
 
     def migrate(self) -> int:
         if self.path != ":memory:":
@@ -162,17 +152,16 @@ class SqliteStore:
         writer_conn.execute("ANALYZE")
         self._writer = Writer(
             writer_conn,
-            self.path,
-            on_loop=writes_on_loop(self.settings.sqlite_writer, synchronous),
+            on_loop=writes_on_loop(self.settings.sqlite_writer),
             group_max=self.settings.group_commit_max,
             analyze_seconds=self.settings.sqlite_analyze_seconds,
-            connect=lambda: connect(self.path, synchronous),
         )
         self._writer.start()
-        self._readers = ThreadPoolExecutor(
-            max_workers=reader_count(self.settings.sqlite_readers),
-            thread_name_prefix="recordbase-read",
+        self._readers = Readers(
+            reader_count(self.settings.sqlite_readers),
+            lambda: connect(self.path, readonly=True),
         )
+        self._readers.start()
         self._epoch_conn = connect(self.path, readonly=True)
 
     async def close(self) -> None:
@@ -180,12 +169,8 @@ class SqliteStore:
             await self._writer.stop()
             self._writer = None
         if self._readers is not None:
-            self._readers.shutdown(wait=True)
+            self._readers.stop()
             self._readers = None
-        with self._lock:
-            for conn in self._reader_conns:
-                conn.close()
-            self._reader_conns.clear()
         if self._epoch_conn is not None:
             self._epoch_conn.close()
             self._epoch_conn = None
@@ -202,25 +187,7 @@ class SqliteStore:
 
     async def read(self, fn: Callable[[Any], T]) -> T:
         assert self._readers is not None, "store not open"
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._run_read, fn)
-
-    def _reader_conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, readonly=True)
-            self._local.conn = conn
-            with self._lock:
-                self._reader_conns.append(conn)
-        return conn
-
-    def _run_read(self, fn: Callable[[Any], T]) -> T:
-        conn = self._reader_conn()
-        conn.execute("BEGIN")
-        try:
-            return fn(SqliteTx(conn))
-        finally:
-            conn.execute("COMMIT")
+        return await self._readers.run(fn)
 
     async def write(self, fn: Callable[[Any], T], *, slow: bool = False) -> T:
         """Run `fn` in a write transaction; `slow`: it may take long (e.g. builds an index),

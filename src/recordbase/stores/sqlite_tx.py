@@ -33,6 +33,30 @@ _MAX_ROWS = 64
 _VALUES_SQL: dict[tuple[str, int], str] = {}
 
 
+def _instant(column: str) -> str:
+    # Stored as utc_text (microseconds, Z); the API writes a whole second without the
+    # fraction, as orjson does for a datetime.
+    return (
+        f"CASE WHEN substr({column}, 21, 6) = '000000' "
+        f"THEN substr({column}, 1, 19) || 'Z' ELSE {column} END"
+    )
+
+
+# One record's output JSON, built by SQLite itself: the members of Record.as_dict in its
+# order, with the bytes orjson writes (json_quote escapes strings exactly as orjson does, and
+# `data` and `attachments` are stored as orjson's compact text, copied as they are; every
+# column printed bare is NOT NULL). The first parameter is the type key's JSON text.
+# tests/test_list_json.py holds the two to each other, byte for byte.
+RECORD_JSON = (
+    'printf(\'{"id":%s,"type":%s,"name":%s,"external_id":%s,"owner":%s,'
+    '"data":%s,"description":%s,"attachments":%s,"version":%d,'
+    '"created_at":"%s","updated_at":"%s","created_by":%s,"updated_by":%s}\', '
+    "json_quote(id), ?, json_quote(name), json_quote(external_id), json_quote(owner), data, "
+    f"json_quote(description), attachments, version, {_instant('created_at')}, "
+    f"{_instant('updated_at')}, json_quote(created_by), json_quote(updated_by))"
+)
+
+
 class SqliteTx(SqlTx):
     """ReadTx and WriteTx over one SQLite connection (see core/store.py and tx_sql.py)."""
 
@@ -85,6 +109,11 @@ class SqliteTx(SqlTx):
                 )
             )
         return rows
+
+    def list_records_json(self, rtype: RecordType, query: Query) -> list[str]:
+        sql, params = self._select(rtype, query, count=False, columns=RECORD_JSON)
+        key = orjson.dumps(rtype.key).decode()
+        return [row[0] for row in self.conn.execute(sql, [key, *params])]
 
     def _text_query(self, text: str) -> str | None:
         return fts_query(text)

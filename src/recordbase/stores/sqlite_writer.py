@@ -1,26 +1,27 @@
-"""The SQLite write path: group commit on the event loop, with a thread for what may wait.
+"""The SQLite write path: one connection, group commit, run by a writer thread or the loop.
 
-Every write goes through one connection. By default (`sqlite_writer` = auto with
-`synchronous` NORMAL) the event loop runs the writes itself: a write queues up, and one
-callback per loop turn takes every write queued by then (up to `group_commit_max`), runs them
-in one transaction and commits before any caller is answered. In WAL mode with
-synchronous=NORMAL a commit is a write into the OS page cache (no fsync; it survives a killed
-process), so a group costs the loop tens of microseconds, far less than handing it to a
-thread and back: on one core that hand-off (queue, wake-ups, the GIL passed back and forth
-around every SQLite call) cost more CPU than the writes (docs/performance.md, round 4).
-
-The loop never waits on anything in that path:
-- the connection's busy timeout is 0: when another process holds the write lock (a CLI
-  command), the group goes to the writer thread, which waits for the lock;
-- checkpoints (copying the WAL into the database file, with an fsync) never run in a commit
-  (wal_autocheckpoint=0); a checkpointer thread runs them on its own connection;
-- writes that may take long (type changes that build indexes, ANALYZE) and writes from
-  another event loop go to the writer thread, which holds the connection while it works.
+Writes queue up; a group is every write queued by the time it starts (up to
+`group_commit_max`), run in one transaction and committed before any caller is answered.
 
 A group first runs without savepoints (one BEGIN, every write, one COMMIT). If a write
 raises, the whole transaction is rolled back and the group is run again with a SAVEPOINT
-around each write, so only the failing one fails; a write is a function of the
-transaction alone, so running it again is safe (the PostgreSQL store retries them too).
+around each write, so only the failing one fails; a write is a function of the transaction
+alone, so running it again is safe (the PostgreSQL store retries them too). SAVEPOINT and
+RELEASE were a third of the writer's time under single creates (docs/performance.md).
+
+Who runs the groups (`sqlite_writer`):
+- `thread` (the default): a writer thread runs the writes and commits; the event loop only
+  queues writes and is told of each group's outcome.
+- `loop`: the event loop runs each group's writes itself, one group per loop turn, and a
+  committer thread runs its COMMIT. Writes are Python code and changes to pages in SQLite's
+  own cache; on a writer thread they pass the GIL back and forth with the loop around every
+  SQLite call. The COMMIT is where the disk is touched (the WAL is written; a checkpoint may
+  run and sync), so it stays off the loop: a slow disk delays answers, never the loop. The
+  connection is held from the loop's BEGIN to the committer's COMMIT; the next group starts
+  after it. The loop never waits on a lock: its busy timeout is 0 and a group that finds the
+  database locked by another process goes to the writer thread, which waits. Slow writes
+  (type changes that build indexes) and writes from another event loop use the writer
+  thread too.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ from recordbase.stores.sqlite_tx import SqliteTx
 Outcome = tuple["asyncio.Future[Any]", bool, Any]
 Item = tuple[Callable[[Any], Any], "asyncio.Future[Any]"]
 _STOP = object()
-# Checkpointer: how often it looks for committed WAL frames to copy into the database file.
-CHECKPOINT_EVERY = 0.1
 BUSY_WAIT_MS = 30000
 
 
@@ -49,23 +48,26 @@ class Busy(Exception):
     """Another connection holds the write lock (busy timeout 0 on the loop)."""
 
 
-def run_group(conn: sqlite3.Connection, tx: SqliteTx, batch: list[Item]) -> list[Outcome]:
-    """Run `batch` in one transaction; a failing write fails alone (see the module docstring).
-
-    Raises Busy, having done nothing, when the write lock is held elsewhere.
-    """
+def begin(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE; Busy when another connection holds the write lock."""
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise Busy from exc
-        return [(future, False, exc) for _fn, future in batch]
+        raise
+
+
+def run_writes(conn: sqlite3.Connection, tx: SqliteTx, batch: list[Item]) -> list[Outcome]:
+    """Run `batch` in the transaction `begin` opened; a failing write fails alone.
+
+    Leaves the transaction open for `commit` unless every write failed (then nothing is open).
+    """
     results: list[Any] = []
     try:
         for fn, _future in batch:
             results.append(fn(tx))
-        conn.execute("COMMIT")
-    except BaseException as exc:  # some write (or the commit) failed: undo all, isolate it
+    except BaseException as exc:  # some write failed: undo all, then isolate it
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         if len(batch) == 1:
@@ -89,12 +91,35 @@ def _run_savepoints(conn: sqlite3.Connection, tx: SqliteTx, batch: list[Item]) -
                 conn.execute("ROLLBACK TO w")
                 conn.execute("RELEASE w")
                 outcomes.append((future, False, exc))
-        conn.execute("COMMIT")
-    except BaseException as exc:  # the commit itself failed: nobody's write happened
+    except BaseException as exc:  # the database failed under us: nobody's write happened
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-        outcomes = [(future, False, exc) for _fn, future in batch]
+        return [(future, False, exc) for _fn, future in batch]
     return outcomes
+
+
+def commit(conn: sqlite3.Connection, outcomes: list[Outcome]) -> list[Outcome]:
+    """COMMIT the open transaction; if that fails, nobody's write happened."""
+    if not conn.in_transaction:
+        return outcomes
+    try:
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return [(future, False, exc) for future, _ok, _value in outcomes]
+    return outcomes
+
+
+def run_group(conn: sqlite3.Connection, tx: SqliteTx, batch: list[Item]) -> list[Outcome]:
+    """begin + run_writes + commit: the whole group on the calling thread."""
+    try:
+        begin(conn)
+    except Busy:
+        raise
+    except sqlite3.Error as exc:
+        return [(future, False, exc) for _fn, future in batch]
+    return commit(conn, run_writes(conn, tx, batch))
 
 
 def resolve(outcomes: list[Outcome]) -> None:
@@ -108,69 +133,58 @@ def resolve(outcomes: list[Outcome]) -> None:
 
 
 class Writer:
-    """Owns the writer connection: the loop lane, the thread lane and the checkpointer."""
+    """Owns the writer connection: the loop lane, the writer thread and the committer."""
 
     def __init__(
         self,
         conn: sqlite3.Connection,
-        path: str,
         *,
         on_loop: bool,
         group_max: int,
         analyze_seconds: int,
-        connect: Callable[[], sqlite3.Connection],
     ) -> None:
         self.conn = conn
         self.tx = SqliteTx(conn)
-        self.path = path
         self.on_loop = on_loop
         self.group_max = max(1, group_max)
         self.analyze_seconds = analyze_seconds
-        self._connect = connect
         self.loop: asyncio.AbstractEventLoop | None = None
-        # the loop lane
+        # the loop lane: writes waiting for the next group
         self._pending: collections.deque[Item] = collections.deque()
         self._scheduled = False
-        # who uses the connection: the loop (for one group) or the thread
+        # Who has the connection: the writer thread for a group, or the loop lane from its
+        # BEGIN until the committer's COMMIT (the committer releases it).
         self._conn_lock = threading.Lock()
-        self._wanted = False  # the loop found the connection taken; the thread calls it back
-        # the thread lane: (items, loop) groups
+        self._wanted = False  # the loop found the connection taken by the writer thread
+        # the writer thread: (items, loop) groups; the committer: loop-lane outcomes to commit
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._commits = 0  # groups committed: the checkpointer copies when this moves
-        self._stop = threading.Event()
-        self._checkpointer: threading.Thread | None = None
+        self._commits: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._groups = 0  # groups committed: ANALYZE runs only when this moved
         self._next_analyze = time.monotonic() + analyze_seconds
         self._analyzed_at = 0
 
     def start(self) -> None:
+        targets = [(self._thread_loop, "recordbase-writer")]
         if self.on_loop:
             self.loop = asyncio.get_running_loop()
             self.conn.execute("PRAGMA busy_timeout=0")
-            self.conn.execute("PRAGMA wal_autocheckpoint=0")
-            if self.path != ":memory:":
-                self._checkpointer = threading.Thread(
-                    target=self._checkpoint_loop, name="recordbase-checkpoint", daemon=True
-                )
-                self._checkpointer.start()
-        self._thread = threading.Thread(
-            target=self._thread_loop, name="recordbase-writer", daemon=True
-        )
-        self._thread.start()
+            targets.append((self._commit_loop, "recordbase-commit"))
+        for target, name in targets:
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     async def stop(self) -> None:
-        while self._pending:  # writes queued on the loop are still carried out
+        while self._pending or self._conn_lock.locked():  # queued writes are carried out
             self._flush()
-            if self._pending:
-                await asyncio.sleep(0.001)
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
-            self._thread = None
-        self._stop.set()
-        if self._checkpointer is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.join)
-            self._checkpointer = None
+            await asyncio.sleep(0.001)
+        self._queue.put(_STOP)
+        self._commits.put(_STOP)
+        loop = asyncio.get_running_loop()
+        for thread in self._threads:
+            await loop.run_in_executor(None, thread.join)
+        self._threads.clear()
         self.conn.close()
 
     async def write(self, fn: Callable[[Any], Any], *, slow: bool = False) -> Any:
@@ -192,29 +206,65 @@ class Writer:
         if not self._pending:
             return
         if not self._conn_lock.acquire(blocking=False):
-            # The thread has the connection; it calls _flush again once it lets go. Asking
-            # before trying once more leaves no moment where both miss each other.
+            # Taken: by the committer (its answer calls _flush) or by the writer thread, which
+            # calls _flush when it lets go if asked. Asking before trying once more leaves no
+            # moment where both miss each other.
             self._wanted = True
             if not self._conn_lock.acquire(blocking=False):
                 return
         n = min(len(self._pending), self.group_max)
         batch = [self._pending.popleft() for _ in range(n)]
         try:
-            outcomes = run_group(self.conn, self.tx, batch)
-        except Busy:  # another process writes: let the thread wait for the lock
-            self._queue.put((batch, self.loop))
-            outcomes = []
-        finally:
+            begin(self.conn)
+        except Busy:  # another process writes: let the writer thread wait for the lock
             self._conn_lock.release()
-        if outcomes:
-            self._commits += 1
-            resolve(outcomes)
+            self._queue.put((batch, self.loop))
+            return
+        except BaseException as exc:
+            self._conn_lock.release()
+            resolve([(future, False, exc) for _fn, future in batch])
+            self._again()
+            return
+        try:
+            outcomes = run_writes(self.conn, self.tx, batch)
+        except BaseException as exc:  # run_writes answers write errors; this is the database
+            outcomes = [(future, False, exc) for _fn, future in batch]
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        if self.conn.in_transaction:
+            self._commits.put(outcomes)  # the committer commits, lets go and answers
+            return
+        self._conn_lock.release()  # every write failed: nothing to commit
+        resolve(outcomes)
+        self._again()
+
+    def _again(self) -> None:
         if self._pending and not self._scheduled:
             self._scheduled = True
             assert self.loop is not None
             self.loop.call_soon(self._flush)
 
-    # the thread lane ------------------------------------------------------------------------
+    def _answer(self, outcomes: list[Outcome]) -> None:
+        """On the loop, once the committer is done: answer, then start the next group."""
+        resolve(outcomes)
+        self._again()
+
+    def _commit_loop(self) -> None:
+        assert self.loop is not None
+        while True:
+            outcomes = self._commits.get()
+            if outcomes is _STOP:
+                break
+            try:
+                outcomes = commit(self.conn, outcomes)
+                self._groups += 1
+            finally:
+                self._conn_lock.release()
+            self._call_back_loop()
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody to answer
+                self.loop.call_soon_threadsafe(self._answer, outcomes)
+
+    # the writer thread ----------------------------------------------------------------------
 
     def _thread_loop(self) -> None:
         while True:
@@ -255,9 +305,9 @@ class Writer:
         batch = [item for items, _loop in groups for item in items]
         try:
             outcomes = run_group(self.conn, self.tx, batch)
-        except Busy as exc:  # cannot happen with a busy timeout, but answer rather than hang
+        except Busy as exc:  # the busy timeout ran out
             outcomes = [(future, False, exc.__cause__ or exc) for _fn, future in batch]
-        self._commits += 1
+        self._groups += 1
         by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
         pos = 0
         for items, item_loop in groups:
@@ -272,8 +322,8 @@ class Writer:
             return
         # Statistics follow the data as it grows (a type created empty and filled later would
         # keep the plan of an empty table). Sampled: analysis_limit.
-        if self._commits != self._analyzed_at:
-            self._analyzed_at = self._commits
+        if self._groups != self._analyzed_at:
+            self._analyzed_at = self._groups
             with contextlib.suppress(sqlite3.OperationalError):
                 self.conn.execute("ANALYZE")
         self._next_analyze = time.monotonic() + self.analyze_seconds
@@ -283,24 +333,3 @@ class Writer:
             self._wanted = False
             with contextlib.suppress(RuntimeError):
                 self.loop.call_soon_threadsafe(self._flush)
-
-    # the checkpointer -----------------------------------------------------------------------
-
-    def _checkpoint_loop(self) -> None:
-        """Copy committed WAL frames into the database file, off the event loop.
-
-        PASSIVE: it never waits for, nor blocks, the writer or the readers. The writer starts
-        the WAL over once everything in it has been copied.
-        """
-        conn = self._connect()
-        seen = -1
-        try:
-            while not self._stop.wait(CHECKPOINT_EVERY):
-                if self._commits != seen:
-                    seen = self._commits
-                    with contextlib.suppress(sqlite3.OperationalError):
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            with contextlib.suppress(sqlite3.OperationalError):
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        finally:
-            conn.close()

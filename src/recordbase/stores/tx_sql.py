@@ -287,7 +287,9 @@ class SqlTx(JobsSql):
             result.update({str(v): str(r) for v, r in rows})
         return result
 
-    def _select(self, rtype: RecordType, query: Query, count: bool) -> tuple[str, list[Any]]:
+    def _select(
+        self, rtype: RecordType, query: Query, count: bool, columns: str = RECORD_COLUMNS
+    ) -> tuple[str, list[Any]]:
         c = Compiler(self.dialect)
         where = ["type_id = " + c.bind(rtype.id)]
         if query.filter is not None:
@@ -300,7 +302,7 @@ class SqlTx(JobsSql):
         if query.after is not None:
             where.append(c.keyset(query.sort, query.after))
         sql = (
-            f"SELECT {RECORD_COLUMNS} FROM records WHERE {' AND '.join(where)} "
+            f"SELECT {columns} FROM records WHERE {' AND '.join(where)} "
             f"ORDER BY {c.order_by(query.sort)} LIMIT {int(query.limit)}"
         )
         if query.offset:
@@ -310,6 +312,9 @@ class SqlTx(JobsSql):
     def list_records(self, rtype: RecordType, query: Query) -> list[Record]:
         sql, params = self._select(rtype, query, count=False)
         return [record_from_row(rtype.key, r) for r in self.conn.execute(sql, params)]
+
+    def list_records_json(self, rtype: RecordType, query: Query) -> list[str] | None:
+        return None  # SQLite prints them in SQL (sqlite_tx.py); PostgreSQL uses Records
 
     def count_records(self, rtype: RecordType, filter: Filter | None, text: str | None) -> int:
         sql, params = self._select(rtype, Query(filter=filter, text=text), count=True)

@@ -23,6 +23,7 @@ from recordbase.web.http import (
     JSONResponse,
     bool_param,
     check_params,
+    dumps,
     expect_object,
     int_param,
     json_body,
@@ -251,16 +252,15 @@ async def count_records(request: Request) -> Response:
 
 
 async def _records_page(request: Request, query: Query, cursor: str | None) -> Response:
-    result = await service(request).list_records(
+    result = await service(request).list_records_json(
         principal(request), request.path_params["type"], query, cursor
     )
-    body: dict[str, Any] = {
-        "records": [r.as_dict() for r in result.records],
-        "next_cursor": result.next_cursor,
-    }
+    # The body `{"records": [...], "next_cursor": ..., "count": ...}` as JSONResponse writes
+    # it, around the page's records as the service made them (no Record or dict per row).
+    body = b'{"records":' + result.records + b',"next_cursor":' + dumps(result.next_cursor)
     if result.count is not None:
-        body["count"] = result.count
-    return JSONResponse(body)
+        body += b',"count":%d' % result.count
+    return Response(body + b"}", media_type="application/json")
 
 
 async def get_record(request: Request) -> Response:
