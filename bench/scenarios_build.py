@@ -134,16 +134,23 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
             f"SELECT {cols} FROM records WHERE type_id = ? AND {where} "
             "ORDER BY created_at, id LIMIT 100"
         )
-        kind = "sqlite-query"
+        kind, first = "sqlite-query", [loaded.items_type_id]
         if not sqlite:
-            kind = "pg-query"
-            for field in ("status", "customer"):
-                sql = sql.replace(f"json_extract(data, '$.{field}')", f"(data #>> '{{{field}}}')")
+            # As recordbase's compiler and its partial expression indexes have it: the type
+            # id as a literal (so generic plans still match an index's predicate), the
+            # indexed path by the index's own expression, the unindexed one as text.
+            kind, first = "pg-query", []
+            sql = sql.replace("type_id = ?", f"type_id = '{loaded.items_type_id}'")
+            sql = sql.replace(
+                "json_extract(data, '$.customer') = ?",
+                "NULLIF(data #> '{customer}', 'null'::jsonb) = to_jsonb(?::text)",
+            )
+            sql = sql.replace("json_extract(data, '$.status')", "(data #>> '{status}')")
             sql = sql.replace("?", "%s")
             label = label.replace("raw SQLite", "raw psycopg")
         spec = {
             "sql": sql,
-            "params": [[loaded.items_type_id, *p] for p in params],
+            "params": [[*first, *p] for p in params],
             "columns": list(RECORD_COLUMNS),
         }
         spec_file = b.file(f"spec-{backend}-{_digest(where)}.json", spec)

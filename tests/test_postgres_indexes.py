@@ -74,3 +74,52 @@ def test_instant_comparisons_survive_parallel_plans(
 
     count = api.client.portal.call(lambda: api.service.store.write(forced))  # type: ignore[union-attr]
     assert count == 14
+
+
+@pytest.mark.backend("postgresql")
+def test_declared_index_is_the_types_own_and_serves_generic_plans(
+    make_api: Callable[..., Api], settings: Settings
+) -> None:
+    """A declared index is partial: another type's writes add nothing to it, and a prepared
+    statement's generic plan (the type named as a literal) still reads it."""
+    api = make_api(settings)
+    api.make_type("contact", indexes=[{"name": "by_age", "fields": ["data.age"]}])
+    api.make_type("other")
+    records = [{"data": {"age": i % 50}} for i in range(300)]
+    assert api.post("/v1/types/contact/records", json={"records": records}).status_code == 201
+
+    def size(tx: Any) -> int:
+        row = tx.conn.execute(
+            "SELECT pg_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+            "AND c.relname LIKE 'rbx\\_%'"
+        ).fetchone()
+        return int(row[0])
+
+    before = api.client.portal.call(lambda: api.service.store.read(size))  # type: ignore[union-attr]
+    for _ in range(4):
+        others = [{"data": {"age": i}} for i in range(500)]
+        assert api.post("/v1/types/other/records", json={"records": others}).status_code == 201
+    after = api.client.portal.call(lambda: api.service.store.read(size))  # type: ignore[union-attr]
+    assert after == before
+
+    rtype = api.client.portal.call(  # type: ignore[union-attr]
+        lambda: api.service.store.read(lambda tx: tx.get_type(_project(tx), "contact"))
+    )
+    by_age = Query(filter=Condition(("data", "age"), "eq", 7), sort=(SortKey(("id",)),))
+
+    def generic(tx: Any) -> str:
+        sql, params = tx._select(rtype, by_age, count=False)
+        assert len(params) == 1 and rtype.id in sql
+        tx.conn.execute("ANALYZE records")
+        tx.conn.execute("SET LOCAL enable_seqscan = off")
+        tx.conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        tx.conn.execute("PREPARE by_age AS " + sql.replace("%s", "$1"))
+        rows = tx.conn.execute("EXPLAIN EXECUTE by_age('7')").fetchall()
+        tx.conn.execute("DEALLOCATE by_age")
+        return "\n".join(r[0] for r in rows)
+
+    plan = api.client.portal.call(lambda: api.service.store.write(generic))  # type: ignore[union-attr]
+    assert "rbx_" in plan, plan
+    page = api.get("/v1/types/contact/records", params={"data.age": "7"}).json()
+    assert len(page["records"]) == 6

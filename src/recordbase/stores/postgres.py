@@ -3,7 +3,9 @@
 The service's transaction functions are synchronous, so each call runs on a pooled connection
 in a worker thread (`psycopg_pool.ConnectionPool` + a thread pool of the same size): one
 `BEGIN ... COMMIT` per call, reads in REPEATABLE READ READ ONLY (a page and its count see one
-snapshot), writes in READ COMMITTED with row locks (see postgres_tx.py). A write that lost a
+snapshot), writes in READ COMMITTED with row locks (see postgres_tx.py). The BEGIN goes with
+the call's first statement (a record write's type-version check sends both in one message),
+so a single create costs three round trips: BEGIN + check, INSERT, COMMIT. A write that lost a
 race to another worker (a unique row that appeared after the service checked, a deadlock, a
 serialization failure) is rolled back and run again from the start, a few times at most, so the
 retry sees the winner's row and answers as if the requests had come one after the other.
@@ -33,7 +35,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool
 
 from recordbase.config import Settings
-from recordbase.errors import Conflict
+from recordbase.errors import Conflict, ValidationFailed
 from recordbase.stores.common import apply_migrations
 from recordbase.stores.postgres_tx import PgTx, Raced
 
@@ -44,6 +46,10 @@ CHANNEL = "recordbase_epoch"
 ATTEMPTS = 5  # a write retried this often after losing races, then the last error stands
 _RETRYABLE = (Raced, pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _MIGRATION_LOCK = 7_262_736  # pg_advisory_xact_lock key: one migrator at a time
+_MODES = {  # writing -> (isolation level, read only); see the module docstring
+    True: (psycopg.IsolationLevel.READ_COMMITTED, False),
+    False: (psycopg.IsolationLevel.REPEATABLE_READ, True),
+}
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -68,6 +74,19 @@ def migrate(url: str) -> int:
         )
         conn.execute("INSERT INTO meta (k, v) VALUES ('epoch', '0') ON CONFLICT DO NOTHING")
     return current
+
+
+NUL_DETAIL = (
+    "PostgreSQL cannot store the character U+0000 (NUL) in text or in JSON strings; "
+    "remove it or encode it."
+)
+
+
+def _nul(exc: psycopg.DataError) -> bool:
+    """A NUL character refused: by psycopg in a text parameter, or by the server in JSON."""
+    if isinstance(exc, pg_errors.UntranslatableCharacter):
+        return "\\u0000" in str(exc)
+    return "NUL" in str(exc) and exc.sqlstate is None
 
 
 def _retry(exc: Exception, tx: PgTx, writing: bool, attempt: int) -> bool:
@@ -199,6 +218,10 @@ class PostgresStore:
                 tx = PgTx(conn, writing)
                 try:
                     result = self._once(conn, tx, fn, writing)
+                except psycopg.DataError as exc:
+                    if _nul(exc):
+                        raise ValidationFailed(NUL_DETAIL) from exc
+                    raise
                 except Exception as exc:
                     if attempt + 1 < ATTEMPTS and _retry(exc, tx, writing, attempt):
                         log.debug("write lost a race (%s); retrying", type(exc).__name__)
@@ -212,11 +235,20 @@ class PostgresStore:
     def _once(
         self, conn: psycopg.Connection[Any], tx: PgTx, fn: Callable[[Any], T], writing: bool
     ) -> T:
-        if writing:
-            conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
-            conn.read_only = False
-        else:
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            conn.read_only = True
-        with conn.transaction():
-            return fn(tx)
+        level, read_only = _MODES[writing]
+        if conn.isolation_level != level:  # setting it, even unchanged, rebuilds BEGIN
+            conn.isolation_level = level
+        if conn.read_only != read_only:
+            conn.read_only = read_only
+        # The transaction begins with the call's first statement: psycopg's implicit BEGIN, or
+        # the BEGIN PgTx.type_version sends in the same message as its query (postgres_tx.py).
+        try:
+            result = fn(tx)
+        except BaseException as exc:
+            try:
+                conn.rollback()
+            except Exception as exc2:  # a broken connection: keep the first error
+                log.warning("rollback failed after %s: %s", type(exc).__name__, exc2)
+            raise
+        conn.commit()
+        return result

@@ -4,11 +4,14 @@ Every method runs inside the one transaction the store opened for the call. Time
 JSON are bound as timestamptz and jsonb; lists of values go as one array (`= ANY(...)`). Two
 things differ from SQLite because many workers write at once:
 
-- Unique constraints are checked with `INSERT ... ON CONFLICT DO NOTHING RETURNING`, so a row
-  a concurrent writer got first comes back missing (never an aborted transaction) and turns into
-  `UniqueClash` with the key's name. The store then retries the whole call once the winner has
-  committed, so an upsert that lost an insert race becomes an update, and a create becomes a
-  clean 409.
+- A unique constraint that fires turns into `UniqueClash` with the key's name, and the store
+  retries the whole call once the winner has committed, so an upsert that lost an insert race
+  becomes an update, and a create becomes a clean 409. Key rows (names, declared unique keys)
+  go in with `INSERT ... ON CONFLICT DO NOTHING RETURNING`, so the row a concurrent writer got
+  first comes back missing and names the key. Records go in with a plain INSERT: the service
+  has checked client ids, external ids and the batch itself (fresh ULIDs cannot clash), so
+  only a concurrent writer can make it fail; the error (which aborts the transaction) names
+  the index that fired.
 - Inside a write, records are read `FOR UPDATE`: the row is locked and re-read at its newest
   committed version, so read-modify-write (PATCH, If-Match, upsert) never loses an update.
 """
@@ -19,7 +22,11 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psycopg
+from psycopg import errors as pg_errors
+from psycopg import pq
+from psycopg import sql as pg_sql
 from psycopg.types.json import Jsonb
 
 from recordbase.core.query import Query
@@ -28,10 +35,38 @@ from recordbase.core.store import KeyRow, UniqueClash
 from recordbase.core.types import RecordType
 from recordbase.stores import pg_indexes
 from recordbase.stores.common import RECORD_COLUMNS, record_from_row
-from recordbase.stores.sql import POSTGRES, pg_tsquery
-from recordbase.stores.tx_sql import INSERT_KEY, INSERT_RECORD, KEY_ROW, RECORD_ROW, SqlTx
+from recordbase.stores.sql import POSTGRES, Compiler, pg_tsquery
+from recordbase.stores.tx_sql import INSERT_KEY, INSERT_RECORD, SqlTx
 
-_CHUNK = 1000  # rows per multi-row statement: 13 parameters each stays far below 65535
+# Rows go to PostgreSQL as one JSON array that jsonb_to_recordset unpacks: the statement text
+# is the same for any number of rows, so psycopg caches its conversion and prepares it, and
+# the client serializes a batch with one orjson call. A multi-row VALUES with 13 parameters a
+# row cost ~40 µs a record on the client (psycopg parses statements over 4 KiB or 50
+# parameters anew each time and adapts each parameter in Python); arrays through unnest() cost
+# as much (psycopg's list dumpers), and the json (not jsonb) variant re-parses each `data` on
+# the server. `data` and `attachments` come out of the parsed array as jsonb values, exactly
+# what a jsonb parameter holds; timestamps go as RFC 3339 text with their offset.
+_INSERT_RECORDS = (
+    INSERT_RECORD.removesuffix("VALUES ")
+    + "SELECT %s, r.* FROM jsonb_to_recordset(%s::jsonb) AS r(id text, name text, "
+    "external_id text, owner text, data jsonb, description text, attachments jsonb, "
+    "version integer, created_at timestamptz, updated_at timestamptz, created_by text, "
+    "updated_by text)"
+)
+_INSERT_KEYS = (
+    INSERT_KEY.removesuffix("VALUES ")
+    + "SELECT %s, r.r, r.k, r.v FROM jsonb_to_recordset(%s::jsonb) AS r(r text, k text, v text) "
+    "ON CONFLICT DO NOTHING RETURNING key_name, value"
+)
+# PgTx.type_version's first message: BEGIN as the store's call would have it, and the query.
+_BEGIN = {
+    True: b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; ",
+    False: b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; ",
+}
+_TYPE_VERSION = b"SELECT version FROM record_types WHERE id = "
+IDLE = pq.TransactionStatus.IDLE
+# The unique index a concurrent insert lost on -> the key name UniqueClash reports.
+_CLASHES = {"records_id": "__id", "records_external_id": "__external_id"}
 
 
 class Raced(Exception):
@@ -56,6 +91,19 @@ class PgTx(SqlTx):
     def _bind_ts(self, value: datetime | None) -> Any:
         return value
 
+    def type_version(self, type_id: str) -> int | None:
+        """Every record write starts with this check: when it is the call's first statement,
+        BEGIN goes in the same message (one round trip instead of two; the store commits)."""
+        conn = self.conn
+        if conn.autocommit or conn.info.transaction_status != IDLE:
+            return super().type_version(type_id)
+        query = _BEGIN[self.writing] + _TYPE_VERSION + pg_sql.Literal(type_id).as_bytes(conn)
+        with conn.lock:
+            result = conn.pgconn.exec_(query)  # blocks in libpq without the GIL
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            raise pg_errors.error_from_result(result, encoding=conn.info.encoding)
+        return int(result.get_value(0, 0) or 0) if result.ntuples else None
+
     def _bind_json(self, value: Any) -> Any:
         return Jsonb(value)
 
@@ -65,6 +113,11 @@ class PgTx(SqlTx):
     def _in(self, values: Sequence[str]) -> Iterator[tuple[str, tuple[Any, ...]]]:
         if values:
             yield "= ANY(?)", (list(values),)
+
+    def _type_is(self, c: Compiler, type_id: str) -> str:
+        # Declared indexes are partial (WHERE type_id = '<id>', pg_indexes.py): the planner
+        # uses them only when the query repeats that literal, prepared or not.
+        return "type_id = " + pg_indexes.literal(type_id)
 
     def _lock(self) -> str:
         return " ORDER BY id FOR UPDATE" if self.writing else ""
@@ -108,43 +161,29 @@ class PgTx(SqlTx):
     def insert_records(
         self, rtype: RecordType, records: Sequence[Record], keys: Sequence[KeyRow]
     ) -> None:
-        for start in range(0, len(records), _CHUNK):
-            chunk = records[start : start + _CHUNK]
-            params = [self._record_params(rtype.id, r) for r in chunk]
-            rows = self._insert_new_rows(INSERT_RECORD, RECORD_ROW, params, "id")
-            if len(rows) != len(chunk):
-                self._record_clash(rtype, chunk, {r[0] for r in rows})
+        if records:
+            try:
+                self.conn.execute(_INSERT_RECORDS, (rtype.id, _records_json(records)))
+            except pg_errors.UniqueViolation as exc:
+                # Only a concurrent writer gets here: the service checked ids, external ids
+                # and the batch itself. The transaction is aborted; the store retries the call.
+                self.raced = True
+                raise UniqueClash(_CLASHES.get(exc.diag.constraint_name or "", "__id")) from exc
         self._insert_keys(rtype, keys)
 
-    def _insert_new_rows(
-        self, insert: str, row: str, rows: list[tuple[Any, ...]], returning: str
-    ) -> list[Any]:
-        """One multi-row INSERT that skips rows a unique constraint refuses; those inserted."""
-        values = ", ".join([row] * len(rows))
-        flat = [value for params in rows for value in params]
-        sql = f"{insert}{values} ON CONFLICT DO NOTHING RETURNING {returning}"
-        return list(self._x(sql, flat).fetchall())
-
-    def _record_clash(self, rtype: RecordType, chunk: Sequence[Record], done: set[str]) -> None:
-        lost = [r for r in chunk if r.id not in done]
-        taken = self.conn.execute(
-            "SELECT 1 FROM records WHERE type_id = %s AND id = ANY(%s) LIMIT 1",
-            (rtype.id, [r.id for r in lost]),
-        ).fetchone()
-        self.raced = True
-        raise UniqueClash("__id" if taken else "__external_id")
-
     def _insert_keys(self, rtype: RecordType, keys: Sequence[KeyRow], race: bool = True) -> None:
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            params = [(rtype.id, *k) for k in chunk]
-            rows = self._insert_new_rows(INSERT_KEY, KEY_ROW, params, "key_name, value")
-            if len(rows) != len(chunk):
-                lost = _first_lost(chunk, {(str(n), str(v)) for n, v in rows})
-                self.raced = self.raced or race
-                raise UniqueClash(lost[1], lost[2])
+        if not keys:
+            return
+        payload = orjson.dumps([{"r": r, "k": k, "v": v} for r, k, v in keys]).decode()
+        rows = self.conn.execute(_INSERT_KEYS, (rtype.id, payload)).fetchall()
+        if len(rows) != len(keys):
+            lost = _first_lost(keys, {(str(n), str(v)) for n, v in rows})
+            self.raced = self.raced or race
+            raise UniqueClash(lost[1], lost[2])
 
     def _update_rows(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if self.conn.info.transaction_status == IDLE:
+            self.conn.execute("SELECT 1")  # begin: the block below must be a savepoint
         try:
             # A savepoint, so that an external_id clash leaves the transaction usable.
             with self.conn.transaction(), self.conn.cursor() as cur:
@@ -163,3 +202,26 @@ def _first_lost(chunk: Sequence[KeyRow], done: set[tuple[str, str]]) -> KeyRow:
             return row
         seen.add(pair)
     return chunk[0]
+
+
+def _records_json(records: Sequence[Record]) -> str:
+    """The records as the JSON array _INSERT_RECORDS unpacks (the columns after type_id)."""
+    return orjson.dumps(
+        [
+            {
+                "id": r.id,
+                "name": r.name,
+                "external_id": r.external_id,
+                "owner": r.owner,
+                "data": r.data,
+                "description": r.description,
+                "attachments": r.attachments,
+                "version": r.version,
+                "created_at": r.created_at,
+                "updated_at": r.updated_at,
+                "created_by": r.created_by,
+                "updated_by": r.updated_by,
+            }
+            for r in records
+        ]
+    ).decode()

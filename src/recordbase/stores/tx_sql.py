@@ -79,6 +79,10 @@ class SqlTx(JobsSql):
     def _lock(self) -> str:
         return ""
 
+    def _type_is(self, c: Compiler, type_id: str) -> str:
+        """A list query's type condition (PostgreSQL: a literal, for its partial indexes)."""
+        return "type_id = " + c.bind(type_id)
+
     def _insert_new(self, sql: str, params: Sequence[Any], what: str) -> None:
         self._x(sql, params)
 
@@ -291,7 +295,7 @@ class SqlTx(JobsSql):
         self, rtype: RecordType, query: Query, count: bool, columns: str = RECORD_COLUMNS
     ) -> tuple[str, list[Any]]:
         c = Compiler(self.dialect)
-        where = ["type_id = " + c.bind(rtype.id)]
+        where = [self._type_is(c, rtype.id)]
         if query.filter is not None:
             where.append(c.compile(query.filter))
         match = self._text_query(query.text) if query.text else None
