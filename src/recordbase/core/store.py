@@ -134,7 +134,6 @@ class Store(Protocol):
         """Run `fn` in one write transaction. `slow`: it may take long (type changes that
         build indexes); a store may then run it where it holds up nothing else."""
         ...
-
     async def epoch(self) -> int:
         """A number that changes whenever keys or types change (cache invalidation)."""
         ...
