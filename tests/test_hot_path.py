@@ -12,7 +12,7 @@ import pytest
 from ulid import ULID
 
 from recordbase.config import Settings
-from recordbase.core.clock import new_ulid, utc_text
+from recordbase.core.clock import _UlidSource, new_ids, new_ulid, utc_text
 from recordbase.core.service import RecordService
 from recordbase.stores import open_store
 from recordbase.stores.sqlite import GIL_SWITCH_INTERVAL
@@ -29,6 +29,28 @@ def test_ulids_are_valid_unique_and_ordered() -> None:
         parsed = ULID.from_str(text)
         assert str(parsed) == text and len(text) == 26
         assert before <= parsed.datetime <= datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_batched_ulids_are_the_consecutive_values_python_ulid_would_write() -> None:
+    source = _UlidSource()
+    ids = [source(), *source.many(3000), source(), *new_ids(source, 1), *source.many(700)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    run = ids[1:3001]  # one millisecond's run crosses 10-bit boundaries of the randomness
+    first = int(ULID.from_str(run[0]))
+    assert run == [str(ULID.from_int(first + k)) for k in range(len(run))]
+    mixed = new_ids(lambda: "fixed", 2)  # a plain id function is called once per id
+    assert mixed == ["fixed", "fixed"]
+
+
+def test_a_batch_that_would_exhaust_the_randomness_borrows_the_next_millisecond() -> None:
+    source = _UlidSource()
+    last = source()
+    source._last_ms += 5  # the clock is behind: ids go on in the last millisecond
+    source._last_rand = (1 << 80) - 10
+    batch = source.many(50)
+    assert last < batch[0] and batch == sorted(batch) and len(set(batch)) == 50
+    times = {ULID.from_str(t).milliseconds for t in batch}
+    assert times == {source._last_ms} and source._last_ms == ULID.from_str(last).milliseconds + 6
 
 
 def test_utc_text_is_the_same_for_repeated_and_new_values() -> None:
@@ -89,6 +111,38 @@ def test_client_ids_are_still_checked_in_creates_and_upserts(api: Api) -> None:
     assert r.status_code == 409 and r.json()["code"] == "duplicate_id"
     fresh = api.post(R, json={"records": [{"data": {}} for _ in range(50)]})
     assert fresh.status_code == 201 and len({x["id"] for x in fresh.json()["records"]}) == 50
+
+
+def test_duplicates_within_a_batch_of_an_unkeyed_type_point_at_the_second(api: Api) -> None:
+    api.make_type()
+    r = api.post(R, json={"records": [{"data": {}}, {"id": "d1"}, {"id": "d1", "data": {}}]})
+    assert r.status_code == 409 and r.json()["code"] == "duplicate_id"
+    assert r.json()["errors"][0]["path"] == "/records/2/id"
+    batch = [{"external_id": "e1"}, {"external_id": "e2"}, {"id": "e1", "external_id": "e2"}]
+    r = api.post(R, json={"records": batch})
+    assert r.status_code == 409 and r.json()["key"] == "external_id"
+    assert r.json()["errors"][0]["path"] == "/records/2/external_id"
+    assert api.get(R).json()["records"] == []
+
+
+def test_the_stored_data_is_the_written_data_after_creates_updates_and_upserts(
+    api: Api,
+) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}, "k": {"default": "d"}}}
+    api.make_type(schema=schema)
+    made = api.post(R, json={"records": [{"data": {"n": 1}}, {"external_id": "x", "data": {}}]})
+    assert made.status_code == 201
+    one, two = (r["id"] for r in made.json()["records"])
+    assert api.get(f"{R}/{one}").json()["data"] == {"n": 1, "k": "d"}
+    assert api.patch(f"{R}/{one}", json={"data": {"n": 2}}).status_code == 200
+    assert api.get(f"{R}/{one}").json()["data"] == {"n": 2, "k": "d"}
+    assert api.patch(f"{R}/{one}", json={"description": "only"}).status_code == 200
+    assert api.get(f"{R}/{one}").json()["data"] == {"n": 2, "k": "d"}
+    up = [{"external_id": "x", "data": {"n": 3}}, {"external_id": "y", "data": {"n": 4}}]
+    assert api.put(R + "?on=external_id", json={"records": up}).status_code == 200
+    assert api.get(f"{R}/{two}").json()["data"] == {"n": 3, "k": "d"}
+    found = {r["external_id"]: r["data"] for r in api.get(R).json()["records"]}
+    assert found == {None: {"n": 2, "k": "d"}, "x": {"n": 3, "k": "d"}, "y": {"n": 4, "k": "d"}}
 
 
 @pytest.mark.backend("sqlite")

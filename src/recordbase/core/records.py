@@ -55,6 +55,10 @@ class Record:
     updated_at: datetime
     created_by: str | None
     updated_by: str | None
+    # The JSON text of `data` (orjson, no options) when a write already made it for its size
+    # check, so the store binds it instead of serialising `data` again; None: not known.
+    # Whoever assigns `data` afterwards assigns this too (or None).
+    data_json: str | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {

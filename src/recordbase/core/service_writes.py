@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from recordbase.core.clock import new_ids
 from recordbase.core.jobs import AFTER_WRITE
 from recordbase.core.records import (
     UNSET,
@@ -25,11 +26,13 @@ from recordbase.core.shaping import shaper_for
 from recordbase.core.store import ReadTx, UniqueClash, WriteTx
 from recordbase.core.types import RecordType
 from recordbase.core.writes import (
+    RecordMaker,
+    all_key_rows,
     check_batch_duplicates,
     check_clashes,
+    data_json,
     key_rows,
     merge_patch,
-    naming_errors,
     unique_clash_error,
     value_at,
 )
@@ -39,7 +42,6 @@ from recordbase.errors import (
     FieldError,
     PreconditionFailed,
     RecordNotFound,
-    RecordTooLarge,
     ValidationFailed,
 )
 
@@ -96,14 +98,12 @@ class RecordWrites(ServiceBase):
                 extra={"limit": self.settings.max_batch},
             )
 
-    def _check_data(self, rtype: RecordType, data: dict[str, Any], where: str) -> list[FieldError]:
-        size = len(orjson.dumps(data))
-        if size > self.settings.max_record_bytes:
-            raise RecordTooLarge(
-                f"{where}/data is {size} bytes; the limit is {self.settings.max_record_bytes}.",
-                errors=[FieldError(f"{where}/data", "too_large", f"{size} bytes")],
-            )
-        return self.validators.get(rtype.id, rtype.version, rtype.schema)(data, f"{where}/data")
+    def _maker(
+        self, p: Principal, rtype: RecordType, now: datetime, ids: Callable[[], str] | None = None
+    ) -> RecordMaker:
+        validate = self.validators.get(rtype.id, rtype.version, rtype.schema)
+        max_bytes = self.settings.max_record_bytes
+        return RecordMaker(rtype, validate, max_bytes, p.actor, now, ids or self.new_id)
 
     def _new_record(
         self,
@@ -114,26 +114,8 @@ class RecordWrites(ServiceBase):
         errors: list[FieldError],
         now: datetime,
     ) -> Record:
-        if rtype.naming is not None:
-            errors.extend(naming_errors(rtype, item, where, creating=True))
-        data = item.data if isinstance(item.data, dict) else {}
-        data = shaper_for(rtype).created(data, f"{where}/data")
-        errors.extend(self._check_data(rtype, data, where))
-        return Record(
-            id=item.id if isinstance(item.id, str) else self.new_id(),
-            type=rtype.key,
-            name=_get(item.name),
-            external_id=_get(item.external_id),
-            owner=_get(item.owner),
-            data=data,
-            description=_get(item.description),
-            attachments=item.attachments if isinstance(item.attachments, list) else [],
-            version=1,
-            created_at=now,
-            updated_at=now,
-            created_by=p.actor,
-            updated_by=p.actor,
-        )
+        """One new record; problems go to `errors` (see RecordMaker; batches use it directly)."""
+        return self._maker(p, rtype, now).make(item, where, errors)
 
     async def create_records(
         self, p: Principal, type_key: str, items: Sequence[RecordInput]
@@ -141,21 +123,23 @@ class RecordWrites(ServiceBase):
         p.require("records", "write", type_key)
         self._check_batch(items)
 
+        client_ids = sum(isinstance(item.id, str) for item in items)
+
         def make(rtype: RecordType) -> Callable[[WriteTx], list[Record]]:
             now = self.clock()
             errors: list[FieldError] = []
-            records = [
-                self._new_record(p, rtype, item, f"/records/{i}", errors, now)
-                for i, item in enumerate(items)
-            ]
+            # The batch's new ids in one call (one lock, one clock read: core/clock.py).
+            fresh = iter(new_ids(self.new_id, len(items) - client_ids))
+            maker = self._maker(p, rtype, now, fresh.__next__)
+            records = [maker.make(item, f"/records/{i}", errors) for i, item in enumerate(items)]
             _raise_invalid(errors)
 
             def write(tx: WriteTx) -> list[Record]:
                 self._number(tx, rtype, records)
                 check_batch_duplicates(rtype, records)
-                rows = [row for r in records for row in key_rows(rtype, r)]
+                rows = all_key_rows(rtype, records)
                 # Fresh ULIDs cannot clash: look ids up only when the client chose some.
-                check_clashes(tx, rtype, records, rows, check_ids=_client_ids(items))
+                check_clashes(tx, rtype, records, rows, check_ids=client_ids > 0)
                 tx.insert_records(rtype, records, rows)
                 return records
 
@@ -187,6 +171,7 @@ class RecordWrites(ServiceBase):
         def make(rtype: RecordType) -> Callable[[WriteTx], UpsertResult]:
             match = self._upsert_matcher(rtype, on)
             now = self.clock()
+            maker = self._maker(p, rtype, now)
             errors: list[FieldError] = []
             wanted: list[str] = []
             for i, item in enumerate(items):
@@ -209,7 +194,7 @@ class RecordWrites(ServiceBase):
                     where = f"/records/{i}"
                     old = existing.get(wanted[i])
                     if old is None:
-                        record = self._new_record(p, rtype, item, where, errors, now)
+                        record = maker.make(item, where, errors)
                         created.append(record)
                     else:
                         record = self._changed(p, rtype, old, item, where, errors, now, merge)
@@ -307,7 +292,9 @@ class RecordWrites(ServiceBase):
                 errors.append(FieldError(f"{where}/name", "required", "a unique name"))
         if new.data is not old.data:
             new.data = shaper.complete(new.data, sent, old.data)
-            errors.extend(self._check_data(rtype, new.data, where))
+            new.data_json = data_json(new.data, where, self.settings.max_record_bytes)
+            validate = self.validators.get(rtype.id, rtype.version, rtype.schema)
+            errors.extend(validate(new.data, f"{where}/data"))
         return new
 
     async def update_record(

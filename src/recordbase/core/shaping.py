@@ -246,12 +246,19 @@ class Shaper:
             constants=d.constants,
         )
 
+    @property
+    def idle(self) -> bool:
+        """Whether the type declares nothing to shape: `created` returns data as it is."""
+        return not (
+            self.aliases or self.read_only or self.defaults or self.discriminator or self.computed
+        )
+
     def created(self, data: dict[str, Any], where: str) -> dict[str, Any]:
         """A new record's data: incoming then complete, skipped when the type shapes nothing."""
-        if self.aliases or self.read_only or self.defaults or self.discriminator or self.computed:
-            sent = self.incoming(data, where, None)
-            return self.complete(sent, sent, None)
-        return data  # what both steps return when there is nothing to apply (batch hot path)
+        if self.idle:
+            return data  # what both steps return when there is nothing to apply (batch hot path)
+        sent = self.incoming(data, where, None)
+        return self.complete(sent, sent, None)
 
     def incoming(
         self, sent: dict[str, Any], where: str, old: dict[str, Any] | None

@@ -7,15 +7,23 @@ passed in where stored data is needed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from recordbase.core.records import UNSET, Record, RecordInput
+from recordbase.core.records import UNSET, Record, RecordInput, _Unset
+from recordbase.core.shaping import shaper_for
 from recordbase.core.store import KeyRow, ReadTx
 from recordbase.core.types import RecordType
-from recordbase.errors import DuplicateId, FieldError, UniqueViolation
+from recordbase.core.validation import Validate
+from recordbase.errors import (
+    DuplicateId,
+    FieldError,
+    RecordTooLarge,
+    UniqueViolation,
+)
 
 NAME_KEY = "__name"
 
@@ -43,6 +51,87 @@ def value_at(record: Record, path: tuple[str, ...]) -> Any:
             return None
         node = node.get(part)
     return node
+
+
+def data_json(data: dict[str, Any], where: str, max_bytes: int) -> str:
+    """The JSON text the store writes for `data`; raises 413 past `max_bytes`."""
+    raw = orjson.dumps(data)
+    if len(raw) > max_bytes:
+        raise RecordTooLarge(
+            f"{where}/data is {len(raw)} bytes; the limit is {max_bytes}.",
+            errors=[FieldError(f"{where}/data", "too_large", f"{len(raw)} bytes")],
+        )
+    return raw.decode()
+
+
+class RecordMaker:
+    """Builds new records of one type for one request; what they share is looked up once.
+
+    `make` shapes the client's data, checks its size (keeping the JSON text for the store)
+    and validates it, adding naming and schema problems to `errors`; new ids come from `ids`.
+    """
+
+    def __init__(
+        self,
+        rtype: RecordType,
+        validate: Validate,
+        max_bytes: int,
+        actor: str,
+        now: datetime,
+        ids: Callable[[], str],
+    ) -> None:
+        self.rtype = rtype
+        self.naming = rtype.naming
+        self.key = rtype.key
+        shaper = shaper_for(rtype)
+        self.shape = None if shaper.idle else shaper.created
+        self.validate = validate
+        self.max_bytes = max_bytes
+        self.actor = actor
+        self.now = now
+        self.ids = ids
+
+    def make(self, item: RecordInput, where: str, errors: list[FieldError]) -> Record:
+        if self.naming is not None:
+            errors.extend(naming_errors(self.rtype, item, where, creating=True))
+        at = where + "/data"
+        data = item.data if isinstance(item.data, dict) else {}
+        if self.shape is not None:
+            data = self.shape(data, at)
+        text = data_json(data, where, self.max_bytes)
+        problems = self.validate(data, at)
+        if problems:
+            errors.extend(problems)
+        name, external_id, owner = item.name, item.external_id, item.owner
+        description, now, actor = item.description, self.now, self.actor
+        return Record(
+            item.id if isinstance(item.id, str) else self.ids(),
+            self.key,
+            None if isinstance(name, _Unset) else name,
+            None if isinstance(external_id, _Unset) else external_id,
+            None if isinstance(owner, _Unset) else owner,
+            data,
+            None if isinstance(description, _Unset) else description,
+            item.attachments if isinstance(item.attachments, list) else [],
+            1,
+            now,
+            now,
+            actor,
+            actor,
+            text,
+        )
+
+
+def keyed(rtype: RecordType) -> bool:
+    """Whether records of the type have key rows (a unique name or declared unique keys)."""
+    return rtype.naming is not None or bool(rtype.definition.unique_keys)
+
+
+def all_key_rows(rtype: RecordType, records: Sequence[Record]) -> list[KeyRow]:
+    """The key rows of several records, in order."""
+    if not keyed(rtype):
+        return []
+    return [row for r in records for row in key_rows(rtype, r)]
 
 
 def key_rows(rtype: RecordType, record: Record) -> list[KeyRow]:
@@ -75,13 +164,19 @@ def naming_errors(
 
 def check_batch_duplicates(rtype: RecordType, records: Sequence[Record]) -> None:
     """Two records of one batch may not share an id, external id or unique key."""
+    if len(records) < 2:  # one record's pairs never repeat (each key name appears once)
+        return
+    has_keys = keyed(rtype)
+    if not has_keys:  # ids and external ids only: sets tell whether the loop below would raise
+        externals = [r.external_id for r in records if r.external_id is not None]
+        if len({r.id for r in records}) == len(records) and len(set(externals)) == len(externals):
+            return
     seen: dict[tuple[str, str], int] = {}
-    keyed = rtype.naming is not None or bool(rtype.definition.unique_keys)
     for i, record in enumerate(records):
         pairs = [("__id", record.id)]
         if record.external_id is not None:
             pairs.append(("__external_id", record.external_id))
-        if keyed:  # key_rows is [] otherwise; skipping the call is ~5% of a batch's writer time
+        if has_keys:  # key_rows is [] otherwise; skipping the call is ~5% of a batch's writer time
             pairs.extend((name, value) for _rid, name, value in key_rows(rtype, record))
         for pair in pairs:
             if pair in seen:
@@ -98,16 +193,19 @@ def check_clashes(
     check_ids: bool,
 ) -> None:
     """Raise 409 when a stored record (other than the one written) holds one of the keys."""
-    position = {r.id: i for i, r in enumerate(records)}
+
+    def position(record_id: str) -> int:  # only when raising
+        return next(i for i, r in enumerate(records) if r.id == record_id)
+
     if check_ids:
         for found in tx.get_records(rtype, [r.id for r in records]):
-            raise _clash_error(rtype, "__id", found.id, found.id, None, position[found.id])
+            raise _clash_error(rtype, "__id", found.id, found.id, None, position(found.id))
     externals = {r.external_id: r.id for r in records if r.external_id is not None}
     if externals:
         for found in tx.find_records(rtype, "external_id", list(externals)):
             assert found.external_id is not None
             if found.id != externals[found.external_id]:
-                i = position[externals[found.external_id]]
+                i = position(externals[found.external_id])
                 raise _clash_error(rtype, "__external_id", found.external_id, found.id, None, i)
     by_key: dict[str, dict[str, str]] = {}
     for rid, name, value in rows:
@@ -115,7 +213,7 @@ def check_clashes(
     for name, wanted in by_key.items():
         for value, holder in tx.find_keys(rtype, name, list(wanted)).items():
             if holder != wanted[value]:
-                raise _clash_error(rtype, name, value, holder, None, position[wanted[value]])
+                raise _clash_error(rtype, name, value, holder, None, position(wanted[value]))
 
 
 def _clash_error(
