@@ -36,6 +36,11 @@ SYSTEM_COLUMNS = {
     "updated_by": "updated_by",
     "version": "version",
 }
+# Columns that are never NULL: sorting on them needs no NULLS clause, and on PostgreSQL one
+# (NULLS FIRST ascending) would not match the btree indexes' default order, so a keyset page
+# or a filtered page sorted by created_at sorted the whole type instead of walking
+# `records_created` (1M records: 5.6 keyset pages/s against 515 for the same query without it).
+NOT_NULL_COLUMNS = frozenset({"id", "created_at", "updated_at", "version"})
 # Canonical UTC text with milliseconds: SQLite's date functions resolve milliseconds.
 SQLITE_INSTANT = "'%Y-%m-%dT%H:%M:%fZ'"
 
@@ -247,19 +252,25 @@ class Compiler:
 
     def compare(self, path: tuple[str, ...], kind: str, op: str, value: Any) -> str:
         sql_op = {"eq": "=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}[op]
-        guard = self.guard(path, kind, value)
+        guard = self.guard(path, kind, value, op)
         if guard and isinstance(value, bool) and self.d.name == "sqlite":
             return f"({self.d.json_type_in(path, 'true' if value else 'false')})"
         cmp = f"{self.expression(path, kind)} {sql_op} {self.value(path, kind, value)}"
         return f"({guard} AND {cmp})" if guard else f"({cmp})"
 
-    def guard(self, path: tuple[str, ...], kind: str, value: Any) -> str:
+    def guard(self, path: tuple[str, ...], kind: str, value: Any, op: str = "") -> str:
         """For untyped fields: compare only with values of the same JSON type.
 
         PostgreSQL guards typed fields too: jsonb orders across types (a string is less than
         any number), where SQLite's json_extract comparisons never match across types.
         """
         if path[0] != "data" or (kind != "any" and self.d.name != "postgres"):
+            return ""
+        if op == "eq" and self.d.name == "postgres":
+            # jsonb equality never holds across JSON types, so equality needs no guard; and
+            # the guard's extra condition made the planner expect ~0.003% of rows to match
+            # (two default selectivities multiplied) and scan the whole table instead of
+            # walking the sort's index: 1.9 filtered pages/s against 420 without it (1M).
             return ""
         if kind == "datetime":
             return ""
@@ -328,9 +339,8 @@ class Compiler:
         parts = []
         for key in sort:
             direction = "DESC" if key.descending else "ASC"
-            parts.append(
-                f"{self.expression(key.path, key.kind)} {direction}{self.d.nulls(key.descending)}"
-            )
+            nulls = "" if key.path[0] in NOT_NULL_COLUMNS else self.d.nulls(key.descending)
+            parts.append(f"{self.expression(key.path, key.kind)} {direction}{nulls}")
         return ", ".join(parts)
 
     def keyset(self, sort: tuple[SortKey, ...], after: tuple[Any, ...]) -> str:
