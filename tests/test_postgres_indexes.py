@@ -123,3 +123,59 @@ def test_declared_index_is_the_types_own_and_serves_generic_plans(
     assert "rbx_" in plan, plan
     page = api.get("/v1/types/contact/records", params={"data.age": "7"}).json()
     assert len(page["records"]) == 6
+
+
+@pytest.mark.backend("postgresql")
+def test_pages_sorted_by_created_at_walk_the_records_created_index(
+    make_api: Callable[..., Api], settings: Settings
+) -> None:
+    # A NULLS FIRST on the never-null created_at/id did not match the index's order, so every
+    # default-sorted page (and every keyset page) sorted the whole type.
+    api = make_api(settings)
+    api.make_type("contact", schema={"type": "object"})
+    records = [{"data": {"status": ["open", "won"][i % 2]}} for i in range(300)]
+    assert api.post("/v1/types/contact/records", json={"records": records}).status_code == 201
+    _analyze(api)
+    sort = (SortKey(("created_at",)), SortKey(("id",)))
+    page = _plan(api, Query(sort=sort, limit=10))
+    assert "records_created" in page and "Sort" not in page
+    deep = _plan(api, Query(sort=sort, limit=10, after=("2026-01-01T00:00:00Z", "x")))
+    assert "records_created" in deep and "Sort" not in deep
+    newest = _plan(api, Query(sort=(SortKey(("created_at",), True), SortKey(("id",), True))))
+    assert "records_created" in newest and "Sort" not in newest
+
+
+@pytest.mark.backend("postgresql")
+def test_equality_on_a_typed_field_has_no_type_guard(
+    make_api: Callable[..., Api], settings: Settings
+) -> None:
+    # The guard doubled the conditions and made the planner expect almost no match, so it
+    # scanned the table instead of walking the sort's index; jsonb equality needs none.
+    api = make_api(settings)
+    api.make_type(
+        "contact",
+        schema={
+            "type": "object",
+            "properties": {"status": {"type": "string"}, "n": {"type": "integer"}},
+        },
+    )
+    records = [{"data": {"status": ["open", "won"][i % 2], "n": i}} for i in range(40)]
+    assert api.post("/v1/types/contact/records", json={"records": records}).status_code == 201
+    page = _plan(api, Query(filter=Condition(("data", "status"), "eq", "open"), limit=5))
+    assert "jsonb_typeof" not in page
+    listed = api.get("/v1/types/contact/records", params={"data.status": "open", "limit": 100})
+    assert len(listed.json()["records"]) == 20
+    assert (
+        api.get("/v1/types/contact/records", params={"data.n": "3"}).json()["records"][0]["data"][
+            "n"
+        ]
+        == 3
+    )
+    # a string never equals a number, guard or not
+    assert api.get("/v1/types/contact/records", params={"data.status": "3"}).json()["records"] == []
+
+
+def _analyze(api: Api) -> None:
+    api.client.portal.call(  # type: ignore[union-attr]
+        lambda: api.service.store.write(lambda tx: tx.conn.execute("ANALYZE records"))
+    )
