@@ -143,11 +143,13 @@ def build(b: Bench, backend: str, base: str, loaded: data.Loaded, url: str) -> l
             sql = sql.replace("type_id = ?", f"type_id = '{loaded.items_type_id}'")
             sql = sql.replace(
                 """json_extract(data, '$."customer"') = ?""",
-                "NULLIF(data #> '{customer}', 'null'::jsonb) = to_jsonb(?::text)",
+                "NULLIF(data #> '{customer}', 'null'::jsonb) = ?::jsonb",
             )
             sql = sql.replace("json_extract(data, '$.status')", "(data #>> '{status}')")
             sql = sql.replace("?", "%s")
             label = label.replace("raw SQLite", "raw psycopg")
+        if not sqlite and "::jsonb" in sql:  # bound as jsonb text, as recordbase binds it
+            params = [[orjson.dumps(v).decode() for v in p] for p in params]
         spec = {
             "sql": sql,
             "params": [[*first, *p] for p in params],

@@ -103,7 +103,28 @@ def sync(conn: psycopg.Connection[Any], rtype: RecordType) -> None:
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
     for name in sorted(set(want) - have):
         conn.execute(want[name].encode())
+    sync_statistics(conn, rtype)
     sync_search(conn, rtype)
+
+
+def sync_statistics(conn: psycopg.Connection[Any], rtype: RecordType) -> None:
+    """Expression statistics for every declared index's expressions (PostgreSQL 14+).
+
+    ANALYZE keeps no statistics on the expressions of these partial indexes, so the planner
+    took 0.5% of rows for `<expr> = value` and, for a page sorted by created_at, walked
+    `records_created` filtering row by row instead of reading the declared index: 740 ms
+    against 1.1 ms for a customer's page over 1M records (docs/performance.md). A statistics
+    object per expression, over the whole table, named by the expression's digest: types
+    with the same expression share it; it is never dropped (it only costs ANALYZE time).
+    """
+    if conn.info.server_version < 140000:
+        return
+    for _declared, expressions in declared_indexes(rtype, POSTGRES):
+        for expr in expressions:
+            digest = hashlib.md5(expr.encode(), usedforsecurity=False).hexdigest()[:20]
+            conn.execute(
+                f'CREATE STATISTICS IF NOT EXISTS "rbt_{digest}" ON ({expr}) FROM records'.encode()
+            )
 
 
 def drop_all(conn: psycopg.Connection[Any], type_id: str) -> None:
