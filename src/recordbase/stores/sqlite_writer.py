@@ -94,7 +94,7 @@ def _run_savepoints(conn: sqlite3.Connection, tx: SqliteTx, batch: list[Item]) -
     except BaseException as exc:  # the database failed under us: nobody's write happened
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-        return [(future, False, exc) for _fn, future in batch]
+        return failed(batch, exc)
     return outcomes
 
 
@@ -114,12 +114,15 @@ def commit(conn: sqlite3.Connection, outcomes: list[Outcome]) -> list[Outcome]:
 def run_group(conn: sqlite3.Connection, tx: SqliteTx, batch: list[Item]) -> list[Outcome]:
     """begin + run_writes + commit: the whole group on the calling thread."""
     try:
-        begin(conn)
-    except Busy:
-        raise
+        begin(conn)  # Busy propagates: the caller decides who waits
     except sqlite3.Error as exc:
-        return [(future, False, exc) for _fn, future in batch]
+        return failed(batch, exc)
     return commit(conn, run_writes(conn, tx, batch))
+
+
+def failed(batch: list[Item], exc: BaseException) -> list[Outcome]:
+    """Every write of `batch` failed with `exc` (nothing of it was committed)."""
+    return [(future, False, exc) for _fn, future in batch]
 
 
 def resolve(outcomes: list[Outcome]) -> None:
@@ -222,13 +225,13 @@ class Writer:
             return
         except BaseException as exc:
             self._conn_lock.release()
-            resolve([(future, False, exc) for _fn, future in batch])
+            resolve(failed(batch, exc))
             self._again()
             return
         try:
             outcomes = run_writes(self.conn, self.tx, batch)
         except BaseException as exc:  # run_writes answers write errors; this is the database
-            outcomes = [(future, False, exc) for _fn, future in batch]
+            outcomes = failed(batch, exc)
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
         if self.conn.in_transaction:
@@ -306,7 +309,7 @@ class Writer:
         try:
             outcomes = run_group(self.conn, self.tx, batch)
         except Busy as exc:  # the busy timeout ran out
-            outcomes = [(future, False, exc.__cause__ or exc) for _fn, future in batch]
+            outcomes = failed(batch, exc.__cause__ or exc)
         self._groups += 1
         by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
         pos = 0
