@@ -11,7 +11,7 @@ types), service_writes (record writes); reads and jobs are here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -71,6 +71,13 @@ class _ListPlan:
         values = tuple(_sort_value(last, k.path) for k in self.query.sort)
         return cursors.encode(self.secret, self.fingerprint, values)
 
+    def trim(self, items: list[T], record_of: Callable[[T], Record]) -> tuple[list[T], str | None]:
+        """The page (the store read one row more) and the cursor after it, if more follow."""
+        if len(items) <= self.page_size:
+            return items, None
+        items = items[: self.page_size]
+        return items, self.cursor_after(record_of(items[-1]))
+
 
 class RecordService(KeysAndTypes, RecordWrites):
     # jobs: durable asynchronous writes (core/jobs.py, core/job_runner.py) -------------------
@@ -128,11 +135,7 @@ class RecordService(KeysAndTypes, RecordWrites):
             return Page(records, None, total)
 
         page = await self.store.read(read)
-        records: list[Record] = page.records
-        next_cursor = None
-        if len(records) > plan.page_size:
-            records = records[: plan.page_size]
-            next_cursor = plan.cursor_after(records[-1])
+        records, next_cursor = plan.trim(page.records, _same)
         return ListResult(records, next_cursor, page.count)
 
     async def list_records_json(
@@ -151,16 +154,11 @@ class RecordService(KeysAndTypes, RecordWrites):
             return texts, records, total
 
         texts, records, total = await self.store.read(read)
-        next_cursor = None
         if texts is not None:
-            if len(texts) > plan.page_size:
-                texts = texts[: plan.page_size]
-                next_cursor = plan.cursor_after(record_from_json(texts[-1]))
+            texts, next_cursor = plan.trim(texts, record_from_json)
             array = ("[" + ",".join(texts) + "]").encode()
         else:
-            if len(records) > plan.page_size:
-                records = records[: plan.page_size]
-                next_cursor = plan.cursor_after(records[-1])
+            records, next_cursor = plan.trim(records, _same)
             array = orjson.dumps([r.as_dict() for r in records], option=OUTPUT_JSON_OPTIONS)
         return JsonListResult(array, next_cursor, total)
 
@@ -230,3 +228,7 @@ def _fingerprint(rtype: RecordType, query: Query, sort: tuple[SortKey, ...]) -> 
 def _sort_value(record: Record, path: tuple[str, ...]) -> Any:
     value = value_at(record, path)
     return utc_text(value) if isinstance(value, datetime) else value
+
+
+def _same(record: Record) -> Record:
+    return record
