@@ -25,8 +25,9 @@ from tests.conftest import Api, FakeClock
 
 R = "/v1/types/contact/records"
 
-# PostgreSQL refuses NUL in text and jsonb; SQLite keeps it (the fixture adds it there).
-ODD_TEXT = 'a"b\\c/d\n\t\r\b\f\x01\x1f\x7f é ☃ \u2028\u2029 😀 </script>'
+# PostgreSQL refuses NUL in text and jsonb; SQLite keeps it (the fixture adds it there). \x1e
+# is the separator of the SQLite page (sqlite_tx.list_records_json): JSON escapes it.
+ODD_TEXT = 'a"b\\c/d\n\t\r\b\f\x01\x1e\x1f\x7f é ☃ \u2028\u2029 😀 </script>'
 RECORDS: list[dict[str, Any]] = [
     {
         "data": {"email": "a@x", "age": 30, "score": 0.1, "tags": ["x", ODD_TEXT]},

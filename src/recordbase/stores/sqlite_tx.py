@@ -111,9 +111,17 @@ class SqliteTx(SqlTx):
         return rows
 
     def list_records_json(self, rtype: RecordType, query: Query) -> list[str]:
-        sql, params = self._select(rtype, query, count=False, columns=RECORD_JSON)
+        sql, params = self._select(rtype, query, count=False, columns=RECORD_JSON + " AS j")
         key = orjson.dumps(rtype.key).decode()
-        return [row[0] for row in self.conn.execute(sql, [key, *params])]
+        # The whole page in one row: Python's sqlite3 lets go of the GIL around every step, so
+        # a page read row by row hands the GIL to the event loop and waits for it back once
+        # per record (~75 futex calls per page of 100). The aggregate reads the subquery's
+        # rows in its ORDER BY order (SQLite cannot flatten a LIMITed subquery into an
+        # aggregate); U+001E never occurs in JSON text (control characters are escaped).
+        row = self.conn.execute(
+            f"SELECT group_concat(j, char(30)) FROM ({sql})", [key, *params]
+        ).fetchone()
+        return row[0].split("\x1e") if row[0] else []
 
     def _text_query(self, text: str) -> str | None:
         return fts_query(text)
