@@ -5,6 +5,7 @@ core) and prints one JSON line: operations, rows, seconds and latency percentile
 
     python bench/refs.py sqlite-batch   SECONDS WORKDIR BODYFILE
     python bench/refs.py sqlite-single  SECONDS WORKDIR BODYFILE
+    python bench/refs.py sqlite-batch-schema SECONDS WORKDIR BODYFILE
     python bench/refs.py sqlite-query   SECONDS DBFILE  SPECFILE
     python bench/refs.py pg-batch|pg-single|pg-copy SECONDS DSN BODYFILE
     python bench/refs.py pg-query       SECONDS DSN     SPECFILE
@@ -76,6 +77,45 @@ def sqlite_insert(seconds: float, workdir: str, body_file: str) -> dict[str, Any
         params = [(f"r{next(ids)}", orjson.dumps(r).decode()) for r in rows]
         conn.execute("BEGIN")
         conn.executemany("INSERT INTO rows (id, data) VALUES (?, ?)", params)
+        conn.execute("COMMIT")
+        return len(params)
+
+    try:
+        return _loop(seconds, op)
+    finally:
+        conn.close()
+
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "src/recordbase/stores/migrations/sqlite"
+
+
+def sqlite_insert_schema(seconds: float, workdir: str, body_file: str) -> dict[str, Any]:
+    """executemany of the body's rows into recordbase's own `records` table (its migrations:
+    the same columns and the same five indexes), one transaction per batch: how much of
+    recordbase's batch time the table itself takes, with no HTTP and no Python around it."""
+    path = Path(workdir) / "raw-sqlite-schema.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    conn = _sqlite(str(path))
+    for migration in sorted(MIGRATIONS.glob("*.sql")):
+        conn.executescript(migration.read_text())
+    rows = _rows(body_file)
+    ids = itertools.count()
+    sql = (
+        "INSERT INTO records (type_id, id, name, external_id, owner, data, description, "
+        "attachments, version, created_at, updated_at, created_by, updated_by) "
+        "VALUES (?, ?, NULL, NULL, NULL, ?, NULL, '[]', 1, ?, ?, ?, ?)"
+    )
+    type_id, actor = "01KBENCHTYPE0000000000000", "01KBENCHKEY00000000000000"
+
+    def op() -> int:
+        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000000Z"
+        params = [
+            (type_id, f"01K{next(ids):023d}", orjson.dumps(r).decode(), now, now, actor, actor)
+            for r in rows
+        ]
+        conn.execute("BEGIN")
+        conn.executemany(sql, params)
         conn.execute("COMMIT")
         return len(params)
 
@@ -167,6 +207,8 @@ def main(argv: list[str]) -> None:
     kind, seconds, where, spec = argv[0], float(argv[1]), argv[2], argv[3]
     if kind in ("sqlite-batch", "sqlite-single"):
         result = sqlite_insert(seconds, where, spec)
+    elif kind == "sqlite-batch-schema":
+        result = sqlite_insert_schema(seconds, where, spec)
     elif kind == "sqlite-query":
         result = sqlite_query(seconds, where, spec)
     elif kind == "pg-query":
