@@ -260,7 +260,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ.update(env)  # the worker processes read their settings from the environment
     _run(settings, lambda s: asyncio.sleep(0))  # migrations before any worker starts
     uvicorn.run(
-        "recordbase.app:create_app",
+        "recordbase.app:serve_app",
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,

@@ -69,6 +69,12 @@ class Settings:
         "The SQLite writer refreshes planner statistics (a sampled ANALYZE) at most this often "
         "while writes come in; 0 turns it off (statistics are also taken at start).",
     )
+    gc_threshold: int = _setting(
+        10_000,
+        "First-generation threshold of Python's cyclic garbage collector in `recordbase serve` "
+        "workers (Python's default: 700); the objects alive once the worker has started are "
+        "also frozen out of the collector's walks. 0 leaves the collector as Python sets it.",
+    )
     group_commit_max: int = _setting(
         256, "Most queued write requests the SQLite writer folds into one transaction."
     )
