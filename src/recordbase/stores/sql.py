@@ -25,6 +25,10 @@ from recordbase.core.query import And, Condition, Filter, Not, Or, SortKey
 from recordbase.core.types import RecordType, parse_path
 from recordbase.errors import InvalidFilter
 
+# Characters a JSON string holds as they are in every serializer's output (no escape, and
+# none of the HTML-safe escapers' `<`, `>`, `&`, `/`): see Compiler.text_hint.
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9 _.,:;!?@#$%*+=()~^|'-]{1,200}")
+
 SYSTEM_COLUMNS = {
     "id": "id",
     "name": "name",
@@ -255,8 +259,30 @@ class Compiler:
         guard = self.guard(path, kind, value, op)
         if guard and isinstance(value, bool) and self.d.name == "sqlite":
             return f"({self.d.json_type_in(path, 'true' if value else 'false')})"
+        hint = self.text_hint(path, kind, op, value)  # binds first: it comes first in the text
         cmp = f"{self.expression(path, kind)} {sql_op} {self.value(path, kind, value)}"
-        return f"({guard} AND {cmp})" if guard else f"({cmp})"
+        return "(" + " AND ".join(part for part in (hint, guard, cmp) if part) + ")"
+
+    def text_hint(self, path: tuple[str, ...], kind: str, op: str, value: Any) -> str:
+        """SQLite, string equality on a data path: a cheap test the record's JSON text must
+        pass for the equality to hold, so `json_extract` parses only the records that pass.
+
+        A JSON string whose characters no serializer escapes (letters, digits, a few marks)
+        has one spelling, `"value"`, so a record whose field equals it holds that text
+        (`data` is orjson's compact text; other records that hold it elsewhere are then
+        decided by the equality itself). On a page of 100 out of 1,000,000 records filtered
+        on an unindexed field matching 10%, the SQL takes ~40% less time (docs/performance.md).
+        """
+        if (
+            self.d.name != "sqlite"
+            or op != "eq"
+            or path[0] != "data"
+            or kind not in ("string", "any")
+            or not isinstance(value, str)
+            or not _PLAIN_TEXT.fullmatch(value)
+        ):
+            return ""
+        return f"instr(data, {self.bind(chr(34) + value + chr(34))}) > 0"
 
     def guard(self, path: tuple[str, ...], kind: str, value: Any, op: str = "") -> str:
         """For untyped fields: compare only with values of the same JSON type.
