@@ -1,11 +1,17 @@
 """Declared indexes of record types as real SQLite expression indexes.
 
 A type's `indexes` (one path or several) become `CREATE INDEX ... ON records (type_id,
-<expression>..., id)`, where each expression is exactly the text the query compiler reads the
-path with (`Compiler.expression`), so the planner matches filters and sorts on it; the trailing
-`id` serves the sort's tie-break. Index names carry the type id and a digest of the
-expressions, so changing an index's fields (or a field's kind) replaces it. Runs inside the
-writer's transaction: SQLite DDL is transactional.
+<expression>..., id) WHERE type_id = '<id>'`, where each expression is exactly the text the query compiler
+reads the path with (`Compiler.expression`), so the planner matches filters and sorts on it;
+the trailing `id` serves the sort's tie-break. The index is partial, as on PostgreSQL
+(pg_indexes.py): over the whole table, every write of every type computed and inserted every
+other type's entries (each one a `json_extract` of the record and an index entry, for
+nothing). List queries name the type as a literal (`SqliteTx._type_is`), which is what lets
+SQLite's planner use a partial index. Index names carry the type id and a digest of the
+expressions and the predicate, so changing an index's fields (or a field's kind) replaces
+it; indexes made before they were partial (`(type_id, <expression>..., id)` over the whole
+table, no WHERE) are replaced when the store opens (`upgrade_indexes`). Runs inside the writer's
+transaction: SQLite DDL is transactional.
 """
 
 from __future__ import annotations
@@ -14,19 +20,52 @@ import sqlite3
 from typing import Any
 
 from recordbase.core.types import RecordType
+from recordbase.stores.common import TYPE_COLUMNS, type_from_row
 from recordbase.stores.sql import SQLITE, declared_indexes, index_name, index_prefix
 
 ANALYSIS_LIMIT = 1000  # rows sampled per index: bounded cost on big tables
 
 
+def literal(type_id: str) -> str:
+    """The type id as an SQL string literal (partial index predicates and the queries)."""
+    return "'" + type_id.replace("'", "''") + "'"
+
+
 def wanted_indexes(rtype: RecordType) -> dict[str, str]:
     """index name -> CREATE INDEX statement, for every declared index of `rtype`."""
     wanted: dict[str, str] = {}
+    where = f"type_id = {literal(rtype.id)}"
     for declared, expressions in declared_indexes(rtype, SQLITE):
-        index = index_name(rtype.id, declared, expressions)
+        # The predicate is in the name's digest: a whole-table index of an earlier version
+        # has another name, so a sync replaces it.
+        index = index_name(rtype.id, declared, [*expressions, where])
+        # A leading type_id although the predicate fixes it: with it, SQLite's planner (with
+        # no statistics yet, as on a new type) weighs the index as matching two terms and
+        # prefers it to records_owner or records_created matching one.
         columns = ", ".join(["type_id", *expressions, "id"])
-        wanted[index] = f'CREATE INDEX IF NOT EXISTS "{index}" ON records ({columns})'
+        wanted[index] = f'CREATE INDEX IF NOT EXISTS "{index}" ON records ({columns}) WHERE {where}'
     return wanted
+
+
+def upgrade_indexes(conn: sqlite3.Connection) -> int:
+    """Replace declared indexes made over the whole table (before they were partial) with
+    the partial ones; returns how many types were synced. Once per database: afterwards no
+    `rbx_` index lacks a WHERE clause, and this is one query."""
+    old = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records' "
+        "AND substr(name, 1, 4) = 'rbx_' AND sql NOT LIKE '% WHERE %'"
+    ).fetchall()
+    if not old:
+        return 0
+    names = {str(r[0]) for r in old}
+    synced = 0
+    for row in conn.execute(f"SELECT {TYPE_COLUMNS} FROM record_types").fetchall():
+        rtype = type_from_row(row)
+        prefix = "rbx_" + index_prefix(rtype.id)
+        if any(name.startswith(prefix) for name in names):
+            sync_indexes(conn, rtype)
+            synced += 1
+    return synced
 
 
 def existing_indexes(conn: sqlite3.Connection, type_id: str) -> list[str]:
@@ -51,8 +90,51 @@ def sync_indexes(conn: sqlite3.Connection, rtype: RecordType) -> None:
     if created:
         # Without statistics SQLite's planner prefers the created_at index (it saves the
         # sort) over a selective expression index; a sampled ANALYZE gives it the numbers.
-        conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
-        conn.execute("ANALYZE records")
+        analyze(conn, "records")
+
+
+def analyze(conn: sqlite3.Connection, target: str = "") -> None:
+    """A sampled ANALYZE (`ANALYSIS_LIMIT` rows per index), with the records indexes'
+    rows-per-type estimate set right afterwards.
+
+    Every index on `records` leads with `type_id`, and a sample of ~1,000 entries of one
+    index sees a single type, so SQLite records ~1,000 rows per type however many there are.
+    With 2,400,000 records of a few types the planner then took a customer's page (a
+    declared index, 100 matches) for cheaper by walking the type's `records_created` than by
+    the index plus a sort: 1 page/s instead of 1,000, after any restart (docs/performance.md).
+    The estimate of the indexes that lead with `type_id` becomes at least the average rows
+    per type (total rows / types), then the connection reloads the statistics.
+    """
+    conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
+    conn.execute(f"ANALYZE {target}".strip())
+    types = conn.execute("SELECT count(*) FROM record_types").fetchone()[0] or 1
+    rows = conn.execute(
+        "SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'records' AND idx IS NOT NULL"
+    ).fetchall()
+    partial = {
+        str(name): bool(flag)
+        for name, flag in conn.execute("SELECT name, partial FROM pragma_index_list('records')")
+    }
+    changed = False
+    for index, stat in rows:
+        first = conn.execute("SELECT name FROM pragma_index_info(?)", (index,)).fetchone()
+        if first is None or first[0] != "type_id":
+            continue
+        parts = str(stat).split(" ")
+        if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
+            continue
+        # A declared index is partial, one type's rows: they all share its type_id.
+        per_type = int(parts[0]) if partial.get(index) else max(1, int(parts[0]) // types)
+        if int(parts[1]) >= per_type:
+            continue
+        parts[1] = str(per_type)
+        conn.execute(
+            "UPDATE sqlite_stat1 SET stat = ? WHERE tbl = 'records' AND idx = ?",
+            (" ".join(parts), index),
+        )
+        changed = True
+    if changed:
+        conn.execute("ANALYZE sqlite_schema")  # this connection plans with the new numbers
 
 
 def drop_indexes(conn: sqlite3.Connection, type_id: str) -> None:

@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from recordbase.stores.sqlite_indexes import analyze
 from recordbase.stores.sqlite_tx import SqliteTx
 
 Outcome = tuple["asyncio.Future[Any]", bool, Any]
@@ -328,7 +329,7 @@ class Writer:
         if self._groups != self._analyzed_at:
             self._analyzed_at = self._groups
             with contextlib.suppress(sqlite3.OperationalError):
-                self.conn.execute("ANALYZE")
+                analyze(self.conn)
         self._next_analyze = time.monotonic() + self.analyze_seconds
 
     def _call_back_loop(self) -> None:
