@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from recordbase.config import Settings
 from recordbase.stores.common import apply_migrations
+from recordbase.stores.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from recordbase.stores.sqlite_indexes import analyze, upgrade_indexes
 from recordbase.stores.sqlite_readers import Readers
 from recordbase.stores.sqlite_writer import Writer
@@ -146,6 +147,7 @@ class SqliteStore:
         self._writer: Writer | None = None
         self._readers: Readers | None = None
         self._epoch_conn: sqlite3.Connection | None = None
+        self._checkpointer: Checkpointer | None = None
 
     def migrate(self) -> int:
         if self.path != ":memory:":
@@ -171,6 +173,9 @@ class SqliteStore:
         if upgraded:
             log.warning("made the declared indexes of %d type(s) partial (once)", upgraded)
         analyze(writer_conn)
+        # Checkpoints run on their own thread (sqlite_checkpoint.py); the writer's automatic
+        # one is only a backstop.
+        writer_conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         self._writer = Writer(
             writer_conn,
             on_loop=writes_on_loop(self.settings.sqlite_writer),
@@ -178,6 +183,9 @@ class SqliteStore:
             analyze_seconds=self.settings.sqlite_analyze_seconds,
         )
         self._writer.start()
+        writer = self._writer
+        self._checkpointer = Checkpointer(lambda: connect(self.path, synchronous), writer.groups)
+        self._checkpointer.start()
         self._readers = Readers(
             reader_count(self.settings.sqlite_readers),
             lambda: connect(self.path, readonly=True),
@@ -189,6 +197,9 @@ class SqliteStore:
         if self._writer is not None:
             await self._writer.stop()
             self._writer = None
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._readers is not None:
             self._readers.stop()
             self._readers = None

@@ -321,6 +321,10 @@ class Writer:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody to answer
                 item_loop.call_soon_threadsafe(resolve, found)
 
+    def groups(self) -> int:
+        """Groups committed so far (the checkpointer's cue; read from another thread)."""
+        return self._groups
+
     def _maybe_analyze(self) -> None:
         if self.analyze_seconds <= 0 or time.monotonic() < self._next_analyze:
             return
