@@ -63,27 +63,43 @@ def _sqlite(path: str) -> sqlite3.Connection:
     return conn
 
 
-def sqlite_insert(seconds: float, workdir: str, body_file: str) -> dict[str, Any]:
-    """executemany of the body's rows, one transaction per batch (a batch of 1 = autocommit)."""
-    path = Path(workdir) / "raw-sqlite.db"
+def _fresh_sqlite(workdir: str, name: str) -> sqlite3.Connection:
+    path = Path(workdir) / name
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
-    conn = _sqlite(str(path))
-    conn.execute("CREATE TABLE rows (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
-    rows = _rows(body_file)
-    ids = itertools.count()
+    return _sqlite(str(path))
+
+
+def _executemany(
+    seconds: float, conn: sqlite3.Connection, sql: str, params: Callable[[], list[Any]]
+) -> dict[str, Any]:
+    """`sql` over each batch `params()` makes, one transaction per batch, for `seconds`."""
 
     def op() -> int:
-        params = [(f"r{next(ids)}", orjson.dumps(r).decode()) for r in rows]
+        batch = params()
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO rows (id, data) VALUES (?, ?)", params)
+        conn.executemany(sql, batch)
         conn.execute("COMMIT")
-        return len(params)
+        return len(batch)
 
     try:
         return _loop(seconds, op)
     finally:
         conn.close()
+
+
+def sqlite_insert(seconds: float, workdir: str, body_file: str) -> dict[str, Any]:
+    """executemany of the body's rows, one transaction per batch (a batch of 1 = autocommit)."""
+    conn = _fresh_sqlite(workdir, "raw-sqlite.db")
+    conn.execute("CREATE TABLE rows (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+    rows = _rows(body_file)
+    ids = itertools.count()
+    return _executemany(
+        seconds,
+        conn,
+        "INSERT INTO rows (id, data) VALUES (?, ?)",
+        lambda: [(f"r{next(ids)}", orjson.dumps(r).decode()) for r in rows],
+    )
 
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "src/recordbase/stores/migrations/sqlite"
@@ -93,36 +109,28 @@ def sqlite_insert_schema(seconds: float, workdir: str, body_file: str) -> dict[s
     """executemany of the body's rows into recordbase's own `records` table (its migrations:
     the same columns and the same five indexes), one transaction per batch: how much of
     recordbase's batch time the table itself takes, with no HTTP and no Python around it."""
-    path = Path(workdir) / "raw-sqlite-schema.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-    conn = _sqlite(str(path))
+    conn = _fresh_sqlite(workdir, "raw-sqlite-schema.db")
     for migration in sorted(MIGRATIONS.glob("*.sql")):
         conn.executescript(migration.read_text())
     rows = _rows(body_file)
     ids = itertools.count()
-    sql = (
-        "INSERT INTO records (type_id, id, name, external_id, owner, data, description, "
-        "attachments, version, created_at, updated_at, created_by, updated_by) "
-        "VALUES (?, ?, NULL, NULL, NULL, ?, NULL, '[]', 1, ?, ?, ?, ?)"
-    )
     type_id, actor = "01KBENCHTYPE0000000000000", "01KBENCHKEY00000000000000"
 
-    def op() -> int:
+    def params() -> list[Any]:
         now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000000Z"
-        params = [
+        return [
             (type_id, f"01K{next(ids):023d}", orjson.dumps(r).decode(), now, now, actor, actor)
             for r in rows
         ]
-        conn.execute("BEGIN")
-        conn.executemany(sql, params)
-        conn.execute("COMMIT")
-        return len(params)
 
-    try:
-        return _loop(seconds, op)
-    finally:
-        conn.close()
+    return _executemany(
+        seconds,
+        conn,
+        "INSERT INTO records (type_id, id, name, external_id, owner, data, description, "
+        "attachments, version, created_at, updated_at, created_by, updated_by) "
+        "VALUES (?, ?, NULL, NULL, NULL, ?, NULL, '[]', 1, ?, ?, ?, ?)",
+        params,
+    )
 
 
 def sqlite_query(seconds: float, db_file: str, spec_file: str) -> dict[str, Any]:
