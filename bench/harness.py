@@ -60,6 +60,7 @@ class Bench:
         self.log_lines: list[str] = []
         self.wanted = {s for s in args.scenarios.split(",") if s}
         self.conns = args.connections
+        self.pg_databases = []
 
     def log(self, text: str) -> None:
         print(text, flush=True)
@@ -227,6 +228,13 @@ class Bench:
     def on(self, name: str) -> bool:
         return not self.wanted or name in self.wanted
 
+    pg_databases: list[str]  # made by this run; dropped by drop_databases()
+
+    def drop_databases(self) -> None:
+        """Drop the PostgreSQL databases this run made (their servers are stopped by then)."""
+        for name in self.pg_databases:
+            drop_pg_database(self.args.pg_url, name)
+
     def run(self) -> str:
         from run import machine
 
@@ -274,7 +282,9 @@ class Bench:
                     for n in ("create", "batch", "upsert", "filter", "indexed", "keyset")
                     if self.on(n)
                 ]
-            url = fresh_pg_database(self.args.pg_url, f"recordbase_bench_{os.getpid()}")
+            name = f"recordbase_bench_{os.getpid()}"
+            self.pg_databases.append(name)
+            url = fresh_pg_database(self.args.pg_url, name)
             loaded = self.load(url, None)
             base = self.start_recordbase("recordbase-postgres", url)
             return self.scenarios("postgres", base, loaded, url)
@@ -335,6 +345,16 @@ def fresh_pg_database(pg_url: str, name: str) -> str:
                 conn.execute(f"DROP DATABASE IF EXISTS {old} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
     return pg_url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(pg_url: str, name: str) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    except psycopg.Error as exc:  # the next run drops it (fresh_pg_database)
+        print(f"could not drop database {name}: {exc}", flush=True)
 
 
 def _alive(pid: int) -> bool:

@@ -92,11 +92,14 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     started = time.monotonic()
+    bench = None
     try:
         bench = Bench(args, running, workdir)
         print(bench.run(), flush=True)
     finally:
         running.stop_all()
+        if bench is not None:
+            bench.drop_databases()
     print(
         f"\n(bench took {time.monotonic() - started:.0f} s; every process it started is stopped)",
         flush=True,
