@@ -171,7 +171,7 @@ class SqliteStore:
         # path: 1.4 s instead of 0.6 ms at 1M records (docs/performance.md).
         upgraded = _upgrade_indexes(writer_conn)
         if upgraded:
-            log.warning("made the declared indexes of %d type(s) partial (once)", upgraded)
+            log.warning("declared indexes of %d type(s) rebuilt as partial ones", upgraded)
         analyze(writer_conn)
         # Checkpoints run on their own thread (sqlite_checkpoint.py); the writer's automatic
         # one is only a backstop.

@@ -16,12 +16,15 @@ transaction: SQLite DDL is transactional.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import Any
 
 from recordbase.core.types import RecordType
 from recordbase.stores.common import TYPE_COLUMNS, type_from_row
 from recordbase.stores.sql import SQLITE, declared_indexes, index_name, index_prefix
+
+log = logging.getLogger("recordbase")
 
 ANALYSIS_LIMIT = 1000  # rows sampled per index: bounded cost on big tables
 
@@ -58,6 +61,11 @@ def upgrade_indexes(conn: sqlite3.Connection) -> int:
     if not old:
         return 0
     names = {str(r[0]) for r in old}
+    log.warning(
+        "rebuilding %d declared index(es) as partial ones (once; seconds per index on "
+        "millions of records)",
+        len(names),
+    )
     synced = 0
     for row in conn.execute(f"SELECT {TYPE_COLUMNS} FROM record_types").fetchall():
         rtype = type_from_row(row)
