@@ -7,7 +7,7 @@ for date-times), so the planner matches filters and sorts on it; the trailing `i
 sort's tie-break. The index is partial so that only the type's own records pay for it: an
 index over the whole table made every write of every type compute and insert every other
 type's entries (one other type's index cost ~20% of the database's CPU per 100-row batch).
-List queries name the type as a literal (`PgTx._type_is`), so prepared statements with
+List queries name the type as a literal (`sql.type_is`), so prepared statements with
 generic plans still match the predicate. Indexes made before they were partial
 (`(type_id, <expr>..., id)` over the whole table) keep their names and stay correct and
 usable; the type's next change replaces them (the predicate is in the name's digest). Names
@@ -29,7 +29,7 @@ import psycopg
 from psycopg import sql
 
 from recordbase.core.types import RecordType
-from recordbase.stores.sql import POSTGRES, declared_indexes, index_name, index_prefix
+from recordbase.stores.sql import POSTGRES, declared_indexes, index_name, index_prefix, type_is
 
 _MAX_NAME = 63
 
@@ -46,15 +46,10 @@ def search_name(type_id: str) -> str:
     return "rbs_" + hashlib.md5(type_id.encode(), usedforsecurity=False).hexdigest()
 
 
-def literal(type_id: str) -> str:
-    """The type id as an SQL string literal (partial index predicates and the queries)."""
-    return "'" + type_id.replace("'", "''") + "'"
-
-
 def search_index(rtype: RecordType) -> str:
     return (
         f'CREATE INDEX IF NOT EXISTS "{search_name(rtype.id)}" ON records '
-        f"USING gin (rb_search_vector(name, data)) WHERE type_id = {literal(rtype.id)}"
+        f"USING gin (rb_search_vector(name, data)) WHERE {type_is(rtype.id)}"
     )
 
 
@@ -71,7 +66,7 @@ def sync_search(conn: psycopg.Connection[Any], rtype: RecordType) -> None:
 def wanted(rtype: RecordType) -> dict[str, str]:
     """Index name -> CREATE INDEX statement for every declared index of the type."""
     out: dict[str, str] = {}
-    where = f"type_id = {literal(rtype.id)}"
+    where = type_is(rtype.id)
     for declared, expressions in declared_indexes(rtype, POSTGRES):
         # The predicate is part of the name's digest: an index made before indexes were
         # partial has another name, so the type's next sync replaces it.

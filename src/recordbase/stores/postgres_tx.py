@@ -35,7 +35,7 @@ from recordbase.core.store import KeyRow, UniqueClash
 from recordbase.core.types import RecordType
 from recordbase.stores import pg_indexes
 from recordbase.stores.common import RECORD_COLUMNS, record_from_row
-from recordbase.stores.sql import POSTGRES, Compiler, pg_tsquery
+from recordbase.stores.sql import POSTGRES, pg_tsquery
 from recordbase.stores.tx_sql import INSERT_KEY, INSERT_RECORD, SqlTx
 
 # Rows go to PostgreSQL as one JSON array that jsonb_to_recordset unpacks: the statement text
@@ -113,11 +113,6 @@ class PgTx(SqlTx):
     def _in(self, values: Sequence[str]) -> Iterator[tuple[str, tuple[Any, ...]]]:
         if values:
             yield "= ANY(?)", (list(values),)
-
-    def _type_is(self, c: Compiler, type_id: str) -> str:
-        # Declared indexes are partial (WHERE type_id = '<id>', pg_indexes.py): the planner
-        # uses them only when the query repeats that literal, prepared or not.
-        return "type_id = " + pg_indexes.literal(type_id)
 
     def _lock(self) -> str:
         return " ORDER BY id FOR UPDATE" if self.writing else ""

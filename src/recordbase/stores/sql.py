@@ -29,6 +29,14 @@ from recordbase.errors import InvalidFilter
 # none of the HTML-safe escapers' `<`, `>`, `&`, `/`): see Compiler.text_hint.
 _PLAIN_TEXT = re.compile(r"[A-Za-z0-9 _.,:;!?@#$%*+=()~^|'-]{1,200}")
 
+
+def type_is(type_id: str) -> str:
+    """`type_id = '<id>'`, the type id as a literal: the predicate of the partial declared
+    indexes (both dialects) and the type condition of list queries, which must hold that
+    very term for either planner to use such an index (a bound parameter does not match)."""
+    return "type_id = '" + type_id.replace("'", "''") + "'"
+
+
 SYSTEM_COLUMNS = {
     "id": "id",
     "name": "name",

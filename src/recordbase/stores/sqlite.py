@@ -61,17 +61,6 @@ def writes_on_loop(setting: str) -> bool:
     return setting == "loop"
 
 
-def _upgrade_indexes(conn: sqlite3.Connection) -> int:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        count = upgrade_indexes(conn)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return count
-
-
 def sqlite_path(url: str) -> str:
     for prefix in ("sqlite:///", "sqlite://", "sqlite:"):
         if url.startswith(prefix):
@@ -98,20 +87,30 @@ def connect(path: str, synchronous: str = "NORMAL", readonly: bool = False) -> s
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the packaged migrations not yet applied; returns the schema version."""
+def in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """`fn(conn)` in one BEGIN IMMEDIATE ... COMMIT (ROLLBACK if it raises)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
+        result = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the packaged migrations not yet applied; returns the schema version."""
+
+    def apply(conn: sqlite3.Connection) -> int:
         has_meta = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
         ).fetchone()
         current = apply_migrations(conn, "sqlite", bool(has_meta), _apply)
         conn.execute("INSERT OR IGNORE INTO meta (k, v) VALUES ('epoch', '0')")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return current
+        return current
+
+    return in_transaction(conn, apply)
 
 
 def _apply(conn: Any, sql: str) -> None:
@@ -166,12 +165,12 @@ class SqliteStore:
             sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         synchronous = self.settings.sqlite_synchronous
         writer_conn = connect(self.path, synchronous)
+        upgraded = in_transaction(writer_conn, upgrade_indexes)
+        if upgraded:
+            log.warning("declared indexes of %d type(s) rebuilt as partial ones", upgraded)
         # Planner statistics, sampled (at most ~1,000 rows per index: ~50 ms at 1M records).
         # Without them SQLite walked the created_at index for a filter on a declared index's
         # path: 1.4 s instead of 0.6 ms at 1M records (docs/performance.md).
-        upgraded = _upgrade_indexes(writer_conn)
-        if upgraded:
-            log.warning("declared indexes of %d type(s) rebuilt as partial ones", upgraded)
         analyze(writer_conn)
         # Checkpoints run on their own thread (sqlite_checkpoint.py); the writer's automatic
         # one is only a backstop.

@@ -1,17 +1,17 @@
 """Declared indexes of record types as real SQLite expression indexes.
 
 A type's `indexes` (one path or several) become `CREATE INDEX ... ON records (type_id,
-<expression>..., id) WHERE type_id = '<id>'`, where each expression is exactly the text the query compiler
-reads the path with (`Compiler.expression`), so the planner matches filters and sorts on it;
-the trailing `id` serves the sort's tie-break. The index is partial, as on PostgreSQL
-(pg_indexes.py): over the whole table, every write of every type computed and inserted every
-other type's entries (each one a `json_extract` of the record and an index entry, for
-nothing). List queries name the type as a literal (`SqliteTx._type_is`), which is what lets
-SQLite's planner use a partial index. Index names carry the type id and a digest of the
+<expression>..., id) WHERE type_id = '<id>'`, where each expression is exactly the text the
+query compiler reads the path with (`Compiler.expression`), so the planner matches filters
+and sorts on it; the trailing `id` serves the sort's tie-break. The index is partial, as on
+PostgreSQL (pg_indexes.py): over the whole table, every write of every type computed and
+inserted every other type's entries (each one a `json_extract` of the record and an index
+entry, for nothing). List queries name the type as a literal (`sql.type_is`), which is what
+lets SQLite's planner use a partial index. Index names carry the type id and a digest of the
 expressions and the predicate, so changing an index's fields (or a field's kind) replaces
 it; indexes made before they were partial (`(type_id, <expression>..., id)` over the whole
-table, no WHERE) are replaced when the store opens (`upgrade_indexes`). Runs inside the writer's
-transaction: SQLite DDL is transactional.
+table, no WHERE) are replaced when the store opens (`upgrade_indexes`). Runs inside the
+writer's transaction: SQLite DDL is transactional.
 """
 
 from __future__ import annotations
@@ -22,22 +22,17 @@ from typing import Any
 
 from recordbase.core.types import RecordType
 from recordbase.stores.common import TYPE_COLUMNS, type_from_row
-from recordbase.stores.sql import SQLITE, declared_indexes, index_name, index_prefix
+from recordbase.stores.sql import SQLITE, declared_indexes, index_name, index_prefix, type_is
 
 log = logging.getLogger("recordbase")
 
 ANALYSIS_LIMIT = 1000  # rows sampled per index: bounded cost on big tables
 
 
-def literal(type_id: str) -> str:
-    """The type id as an SQL string literal (partial index predicates and the queries)."""
-    return "'" + type_id.replace("'", "''") + "'"
-
-
 def wanted_indexes(rtype: RecordType) -> dict[str, str]:
     """index name -> CREATE INDEX statement, for every declared index of `rtype`."""
     wanted: dict[str, str] = {}
-    where = f"type_id = {literal(rtype.id)}"
+    where = type_is(rtype.id)
     for declared, expressions in declared_indexes(rtype, SQLITE):
         # The predicate is in the name's digest: a whole-table index of an earlier version
         # has another name, so a sync replaces it.

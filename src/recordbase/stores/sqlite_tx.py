@@ -22,8 +22,8 @@ from recordbase.core.store import KeyRow, UniqueClash
 from recordbase.core.types import RecordType
 from recordbase.stores import sqlite_search
 from recordbase.stores.common import RECORD_COLUMNS, record_from_row, ts
-from recordbase.stores.sql import SQLITE, Compiler, fts_query
-from recordbase.stores.sqlite_indexes import drop_indexes, explain, literal, sync_indexes
+from recordbase.stores.sql import SQLITE, fts_query
+from recordbase.stores.sqlite_indexes import drop_indexes, explain, sync_indexes
 from recordbase.stores.tx_sql import INSERT_KEY, INSERT_RECORD, KEY_ROW, RECORD_ROW, SqlTx
 
 _CHUNK = 500  # values per IN (...): below SQLite's bound-parameter limit
@@ -64,11 +64,6 @@ class SqliteTx(SqlTx):
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-
-    def _type_is(self, c: Compiler, type_id: str) -> str:
-        # Declared indexes are partial (WHERE type_id = '<id>', sqlite_indexes.py): SQLite's
-        # planner uses one only when the query holds that very term, not a bound parameter.
-        return "type_id = " + literal(type_id)
 
     def _bind_ts(self, value: datetime | None) -> Any:
         return ts(value)

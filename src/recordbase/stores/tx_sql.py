@@ -43,7 +43,7 @@ from recordbase.stores.common import (
     type_from_row,
 )
 from recordbase.stores.jobs_sql import JobsSql
-from recordbase.stores.sql import Compiler, Dialect
+from recordbase.stores.sql import Compiler, Dialect, type_is
 
 INSERT_RECORD = (
     "INSERT INTO records (type_id, id, name, external_id, owner, data, description, "
@@ -78,10 +78,6 @@ class SqlTx(JobsSql):
 
     def _lock(self) -> str:
         return ""
-
-    def _type_is(self, c: Compiler, type_id: str) -> str:
-        """A list query's type condition (PostgreSQL: a literal, for its partial indexes)."""
-        return "type_id = " + c.bind(type_id)
 
     def _insert_new(self, sql: str, params: Sequence[Any], what: str) -> None:
         self._x(sql, params)
@@ -295,7 +291,7 @@ class SqlTx(JobsSql):
         self, rtype: RecordType, query: Query, count: bool, columns: str = RECORD_COLUMNS
     ) -> tuple[str, list[Any]]:
         c = Compiler(self.dialect)
-        where = [self._type_is(c, rtype.id)]
+        where = [type_is(rtype.id)]  # a literal: the partial declared indexes need it
         if query.filter is not None:
             where.append(c.compile(query.filter))
         match = self._text_query(query.text) if query.text else None

@@ -168,7 +168,7 @@ async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
         if within is None:
             check_depth(value, limit)
         elif not within:
-            raise NestingTooDeep(f"The JSON body nests deeper than {limit} levels.")
+            raise _too_deep(limit)
     return value
 
 
@@ -201,13 +201,17 @@ def depth_within(raw: bytes, limit: int) -> bool | None:
     return True if 2 * passes <= limit else None
 
 
+def _too_deep(limit: int) -> NestingTooDeep:
+    return NestingTooDeep(f"The JSON body nests deeper than {limit} levels.")
+
+
 def check_depth(value: Any, limit: int) -> None:
     """Raise NestingTooDeep when containers nest deeper than `limit` (iterative: no recursion)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > limit:
-            raise NestingTooDeep(f"The JSON body nests deeper than {limit} levels.")
+            raise _too_deep(limit)
         if isinstance(node, dict):
             stack.extend((v, depth + 1) for v in node.values() if isinstance(v, (dict, list)))
         elif isinstance(node, list):
