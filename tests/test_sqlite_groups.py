@@ -157,6 +157,37 @@ def test_a_failure_in_a_group_is_replayed_with_savepoints(tmp_path: Path, lane: 
     asyncio.run(main())
 
 
+def test_on_the_thread_lane_one_loop_turn_is_one_group(tmp_path: Path) -> None:
+    """The writes an event loop's turn queues reach the writer thread together (one wake-up,
+    one transaction), not one by one (docs/performance.md, round 6)."""
+
+    async def main() -> None:
+        store = _store(tmp_path, "thread")
+        await store.open()
+        statements: list[str] = []
+        try:
+            await store.write(_trace(statements))
+
+            async def put(key: str) -> Any:
+                # Other work in the same turn lets go of the GIL: a writer thread woken by
+                # the first write would take it alone.
+                time.sleep(0.002)
+                return await store.write(_put(key))
+
+            for attempt in range(3):
+                statements.clear()
+                keys = [f"t-{attempt}-{i:02d}" for i in range(40)]
+                results = await asyncio.gather(*(put(k) for k in keys))
+                assert results == keys
+                assert statements.count("BEGIN IMMEDIATE") == 1
+                assert statements.count("COMMIT") == 1
+            assert len(_keys(store)) == 120
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
 def _where(tx: Any) -> str:
     return threading.current_thread().name
 
