@@ -1,4 +1,4 @@
-"""SQLite string equality on a data path carries a text test (`instr(data, '"value"')`) that
+"""SQLite string equality on a data path carries a text test (`data GLOB '*value"*'`) that
 lets json_extract parse only the records whose JSON text can match (stores/sql.py,
 Compiler.text_hint). The test must never drop a record the equality holds for, and must not
 take a declared index's place in the plan."""
@@ -34,6 +34,9 @@ RECORDS: list[tuple[str, dict[str, Any]]] = [
     ("r9", {"loose": {"pending": "pending"}}),
     ("r11", {"status": "x", "loose": 5}),
     ("r10", {"status": "", "loose": ""}),
+    ("r12", {"status": "reopen", "loose": "is*it?"}),
+    ("r13", {"status": "open", "loose": "isXitY", "label": "pen"}),
+    ("r14", {"status": "a*b", "loose": "open"}),
 ]
 
 
@@ -53,7 +56,22 @@ def _ids(api: Api, params: dict[str, str]) -> list[str]:
 
 @pytest.mark.parametrize("field", ["status", "loose"])
 @pytest.mark.parametrize(
-    "value", ["pending", "in progress", "épuisé", 'say "hi"', "a/b<c>&d", "", "Pending", "nope"]
+    "value",
+    [
+        "pending",
+        "in progress",
+        "épuisé",
+        'say "hi"',
+        "a/b<c>&d",
+        "",
+        "Pending",
+        "nope",
+        "open",
+        "pen",
+        "is*it?",
+        "a*b",
+        "a?b",
+    ],
 )
 def test_equality_answers_exactly_the_records_that_hold_the_value(
     things: Api, field: str, value: str
@@ -74,14 +92,16 @@ def _sql(dialect: Any, value: Any, kind: str = "string", op: str = "eq") -> tupl
 
 def test_only_plain_strings_on_sqlite_get_the_text_test() -> None:
     sql, params = _sql(SQLITE, "pending")
-    assert sql.startswith("(instr(data, ?) > 0 AND ") and params == ['"pending"', "pending"]
-    assert _sql(SQLITE, "in progress", kind="any")[1][0] == '"in progress"'
-    for value in ("épuisé", 'say "hi"', "a/b", "x<y", "", "back\\slash", "x" * 201):
-        assert "instr" not in _sql(SQLITE, value)[0], value
-    assert "instr" not in _sql(SQLITE, 5, kind="number")[0]
-    assert "instr" not in _sql(SQLITE, "pending", op="lt")[0]
-    assert "instr" not in _sql(SQLITE, "2020-01-01T00:00:00Z", kind="datetime")[0]
-    assert "instr" not in _sql(POSTGRES, "pending")[0]
+    assert sql.startswith("(data GLOB ? AND ") and params == ['*pending"*', "pending"]
+    assert _sql(SQLITE, "in progress", kind="any")[1][0] == '*in progress"*'
+    # GLOB's wildcards in the value match themselves only
+    assert _sql(SQLITE, "is*it?")[1][0] == '*is[*]it[?]"*'
+    for value in ("épuisé", 'say "hi"', "a/b", "x<y", "", "back\\slash", "x" * 201, "[x]"):
+        assert "GLOB" not in _sql(SQLITE, value)[0], value
+    assert "GLOB" not in _sql(SQLITE, 5, kind="number")[0]
+    assert "GLOB" not in _sql(SQLITE, "pending", op="lt")[0]
+    assert "GLOB" not in _sql(SQLITE, "2020-01-01T00:00:00Z", kind="datetime")[0]
+    assert "GLOB" not in _sql(POSTGRES, "pending")[0]
 
 
 @pytest.mark.backend("sqlite")  # SQLite's EXPLAIN QUERY PLAN (the text test is SQLite's only)
