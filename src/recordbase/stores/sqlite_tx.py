@@ -34,6 +34,17 @@ _VALUES_SQL: dict[tuple[str, int], str] = {}
 _NEW_SQL: dict[tuple[int, int], str] = {}
 
 
+def _runs(total: int) -> Iterator[tuple[int, int]]:
+    """(start, size) of the multi-row statements for `total` rows: 64, 32, ..., 1 rows each."""
+    at = 0
+    while at < total:
+        n = _MAX_ROWS
+        while n > total - at:
+            n >>= 1
+        yield at, n
+        at += n
+
+
 def _new_statement(mask: int, n: int) -> str:
     """The INSERT of `n` new records for SqliteTx._insert_created: ?1 type, ?2 time, ?3 author;
     per row the id, then name / external id / owner (bits 1, 2, 4 of `mask`), the data, then
@@ -244,17 +255,11 @@ class SqliteTx(SqlTx):
                 row.append(orjson.dumps(r.attachments).decode() if r.attachments else "[]")
             rows.append(row)
         shared = [type_id, utc_text(at), by]
-        at_row, total = 0, len(rows)
-        while at_row < total:
-            n = _MAX_ROWS
-            while n > total - at_row:
-                n >>= 1
+        for start, n in _runs(len(rows)):
             sql = _NEW_SQL.get((mask, n))
             if sql is None:
                 sql = _NEW_SQL[(mask, n)] = _new_statement(mask, n)
-            chunk = rows[at_row : at_row + n]
-            self.conn.execute(sql, shared + list(chain.from_iterable(chunk)))
-            at_row += n
+            self.conn.execute(sql, shared + list(chain.from_iterable(rows[start : start + n])))
         return True
 
     def _insert_values(self, head: str, mark: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -265,19 +270,14 @@ class SqliteTx(SqlTx):
         100-record batch (docs/performance.md, "Batch path, round 4"). Power-of-two sizes
         keep the distinct statements few, so each is prepared once and stays cached.
         """
-        at, total = 0, len(rows)
-        if total == 1:  # a single create
+        if len(rows) == 1:  # a single create
             self.conn.execute(head + mark, rows[0])
             return
-        while at < total:
-            n = _MAX_ROWS
-            while n > total - at:
-                n >>= 1
+        for start, n in _runs(len(rows)):
             sql = _VALUES_SQL.get((head, n))
             if sql is None:
                 sql = _VALUES_SQL[(head, n)] = head + ", ".join([mark] * n)
-            self.conn.execute(sql, list(chain.from_iterable(rows[at : at + n])))
-            at += n
+            self.conn.execute(sql, list(chain.from_iterable(rows[start : start + n])))
 
     def update_records(
         self, rtype: RecordType, records: Sequence[Record], keys: Sequence[KeyRow]

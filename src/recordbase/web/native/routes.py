@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from recordbase.core.jobs import Job
 from recordbase.core.query import DEFAULT_SORT, Query
-from recordbase.core.records import Principal, RecordInput, parse_record_input
+from recordbase.core.records import Principal, RecordInput, parse_record_input, records_json
 from recordbase.core.service import RecordService
 from recordbase.core.types import type_as_dict
 from recordbase.errors import FieldError, RecordbaseError, ValidationFailed
@@ -211,7 +211,11 @@ async def create_records(request: Request) -> Response:
     records = await service(request).create_records(
         principal(request), request.path_params["type"], items
     )
-    return JSONResponse({"records": [r.as_dict() for r in records]}, status_code=201)
+    return Response(
+        b'{"records":' + records_json(records) + b"}",
+        status_code=201,
+        media_type="application/json",
+    )
 
 
 async def upsert_records(request: Request) -> Response:
