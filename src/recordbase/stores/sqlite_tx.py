@@ -86,13 +86,20 @@ def _instant(column: str) -> str:
 # `data` and `attachments` are stored as orjson's compact text, copied as they are; every
 # column printed bare is NOT NULL). The first parameter is the type key's JSON text.
 # tests/test_list_json.py holds the two to each other, byte for byte.
+def _text_or_null(column: str) -> str:
+    # json_quote(NULL) is 'null' too, but as a function call per row: ~4,000 instructions of
+    # a 100-record page for each of the four mostly-empty columns (callgrind).
+    return f"CASE WHEN {column} IS NULL THEN 'null' ELSE json_quote({column}) END"
+
+
 RECORD_JSON = (
     'printf(\'{"id":%s,"type":%s,"name":%s,"external_id":%s,"owner":%s,'
     '"data":%s,"description":%s,"attachments":%s,"version":%d,'
     '"created_at":"%s","updated_at":"%s","created_by":%s,"updated_by":%s}\', '
-    "json_quote(id), ?, json_quote(name), json_quote(external_id), json_quote(owner), data, "
-    f"json_quote(description), attachments, version, {_instant('created_at')}, "
-    f"{_instant('updated_at')}, json_quote(created_by), json_quote(updated_by))"
+    f"json_quote(id), ?, {_text_or_null('name')}, {_text_or_null('external_id')}, "
+    f"{_text_or_null('owner')}, data, {_text_or_null('description')}, attachments, version, "
+    f"{_instant('created_at')}, {_instant('updated_at')}, json_quote(created_by), "
+    "json_quote(updated_by))"
 )
 
 
