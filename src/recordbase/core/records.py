@@ -172,6 +172,9 @@ def parse_record_input(obj: Any, path: str, errors: list[FieldError]) -> RecordI
     if not isinstance(obj, dict):
         errors.append(FieldError(path, "type", "expected a record object"))
         return result
+    if len(obj) == 1 and isinstance(obj.get("data"), dict):  # the usual create: data alone
+        result.data = obj["data"]
+        return result
     for member, value in obj.items():
         where = f"{path}/{member}"
         if member in ECHO_MEMBERS:
