@@ -121,7 +121,12 @@ class Bench:
                 procs.request("GET", drain, auth=auth)
             return Sample(r["rate"] * per_request, r["p99_ms"], r["failed"])
 
-        return Measure(label, unit, run)
+        def warm() -> None:
+            procs.wrk(url, min(2.0, self.args.seconds), self.conns, env)
+            if drain:
+                procs.request("GET", drain, auth=auth)
+
+        return Measure(label, unit, run, warm=warm)
 
     def ref(
         self, label: str, kind: str, where: str, spec: str, unit: str, rows: bool = False
@@ -132,7 +137,10 @@ class Bench:
                 r["row_rate"] if rows else r["rate"], r["p99_ms"], note="; ".join(r.get("plan", []))
             )
 
-        return Measure(label, unit, run)
+        def warm() -> None:
+            procs.reference(kind, min(2.0, self.args.seconds), where, spec)
+
+        return Measure(label, unit, run, warm=warm)
 
     # set-up -------------------------------------------------------------------------------
 
