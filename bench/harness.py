@@ -113,20 +113,19 @@ class Bench:
             "BENCH_UPSERT": str(upsert) if upsert else "",
         }
 
-        def run() -> Sample:
-            r = procs.wrk(url, self.args.seconds, self.conns, env)
+        def drive(seconds: float) -> dict[str, Any]:
+            r = procs.wrk(url, seconds, self.conns, env)
             if drain:
                 # Requests wrk gave up on are still queued in the server; wait them out so
                 # they do not slow the next measure (a read queues behind them).
                 procs.request("GET", drain, auth=auth)
+            return r
+
+        def run() -> Sample:
+            r = drive(self.args.seconds)
             return Sample(r["rate"] * per_request, r["p99_ms"], r["failed"])
 
-        def warm() -> None:
-            procs.wrk(url, min(2.0, self.args.seconds), self.conns, env)
-            if drain:
-                procs.request("GET", drain, auth=auth)
-
-        return Measure(label, unit, run, warm=warm)
+        return Measure(label, unit, run, warm=lambda: drive(min(2.0, self.args.seconds)))
 
     def ref(
         self, label: str, kind: str, where: str, spec: str, unit: str, rows: bool = False
@@ -137,10 +136,10 @@ class Bench:
                 r["row_rate"] if rows else r["rate"], r["p99_ms"], note="; ".join(r.get("plan", []))
             )
 
-        def warm() -> None:
-            procs.reference(kind, min(2.0, self.args.seconds), where, spec)
-
-        return Measure(label, unit, run, warm=warm)
+        warm_seconds = min(2.0, self.args.seconds)
+        return Measure(
+            label, unit, run, warm=lambda: procs.reference(kind, warm_seconds, where, spec)
+        )
 
     # set-up -------------------------------------------------------------------------------
 

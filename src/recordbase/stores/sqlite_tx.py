@@ -81,17 +81,26 @@ def _instant(column: str) -> str:
     )
 
 
-# One record's output JSON, built by SQLite itself: the members of Record.as_dict in its
-# order, with the bytes orjson writes (json_quote escapes strings exactly as orjson does, and
-# `data` and `attachments` are stored as orjson's compact text, copied as they are; every
-# column printed bare is NOT NULL). The first parameter is the type key's JSON text.
-# tests/test_list_json.py holds the two to each other, byte for byte.
+def _data_text(r: Record) -> str:
+    """The JSON text stored for a record's data: the one its write made, when it made one."""
+    return r.data_json if r.data_json is not None else orjson.dumps(r.data).decode()
+
+
+def _attachments_text(r: Record) -> str:
+    return orjson.dumps(r.attachments).decode() if r.attachments else "[]"
+
+
 def _text_or_null(column: str) -> str:
     # json_quote(NULL) is 'null' too, but as a function call per row: ~4,000 instructions of
     # a 100-record page for each of the four mostly-empty columns (callgrind).
     return f"CASE WHEN {column} IS NULL THEN 'null' ELSE json_quote({column}) END"
 
 
+# One record's output JSON, built by SQLite itself: the members of Record.as_dict in its
+# order, with the bytes orjson writes (json_quote escapes strings exactly as orjson does, and
+# `data` and `attachments` are stored as orjson's compact text, copied as they are; every
+# column printed bare is NOT NULL). The first parameter is the type key's JSON text.
+# tests/test_list_json.py holds the two to each other, byte for byte.
 RECORD_JSON = (
     'printf(\'{"id":%s,"type":%s,"name":%s,"external_id":%s,"owner":%s,'
     '"data":%s,"description":%s,"attachments":%s,"version":%d,'
@@ -118,17 +127,22 @@ class SqliteTx(SqlTx):
         return orjson.dumps(value).decode()
 
     def _record_values(self, r: Record) -> tuple[Any, ...]:
-        data = r.data_json if r.data_json is not None else orjson.dumps(r.data).decode()
-        attachments = orjson.dumps(r.attachments).decode() if r.attachments else "[]"
-        return (r.name, r.external_id, r.owner, data, r.description, attachments, r.version)
+        return (
+            r.name,
+            r.external_id,
+            r.owner,
+            _data_text(r),
+            r.description,
+            _attachments_text(r),
+            r.version,
+        )
 
     def _insert_rows(self, type_id: str, records: Sequence[Record]) -> list[tuple[Any, ...]]:
-        """The RECORD_ROW values of each record: SqlTx._record_params, inlined for SQLite.
+        """The RECORD_ROW values of each record (SqlTx._record_params for SQLite), for records
+        that do not share what `_insert_created` needs (their own timestamps, say).
 
-        Same columns, same values; its helper calls per row were ~10% of a 100-record batch's
-        writer time (docs/performance.md). A batch's records share one timestamp object, so
-        its text is made once; the data's JSON text is the one the service made for its size
-        check, when it did.
+        Records that share one timestamp object have its text made once; the data's JSON text
+        is the one the service made for its size check, when it did.
         """
         rows: list[tuple[Any, ...]] = []
         at: datetime | None = None
@@ -144,9 +158,9 @@ class SqliteTx(SqlTx):
                     r.name,
                     r.external_id,
                     r.owner,
-                    r.data_json if r.data_json is not None else orjson.dumps(r.data).decode(),
+                    _data_text(r),
                     r.description,
-                    orjson.dumps(r.attachments).decode() if r.attachments else "[]",
+                    _attachments_text(r),
                     r.version,
                     text,
                     text if r.updated_at is created else utc_text(r.updated_at),
@@ -255,11 +269,11 @@ class SqliteTx(SqlTx):
                 row.append(r.external_id)
             if mask & 4:
                 row.append(r.owner)
-            row.append(r.data_json if r.data_json is not None else orjson.dumps(r.data).decode())
+            row.append(_data_text(r))
             if mask & 8:
                 row.append(r.description)
             if mask & 16:
-                row.append(orjson.dumps(r.attachments).decode() if r.attachments else "[]")
+                row.append(_attachments_text(r))
             rows.append(row)
         shared = [type_id, utc_text(at), by]
         for start, n in _runs(len(rows)):
