@@ -127,15 +127,8 @@ class SqliteTx(SqlTx):
         return orjson.dumps(value).decode()
 
     def _record_values(self, r: Record) -> tuple[Any, ...]:
-        return (
-            r.name,
-            r.external_id,
-            r.owner,
-            _data_text(r),
-            r.description,
-            _attachments_text(r),
-            r.version,
-        )
+        data, attachments = _data_text(r), _attachments_text(r)
+        return (r.name, r.external_id, r.owner, data, r.description, attachments, r.version)
 
     def _insert_rows(self, type_id: str, records: Sequence[Record]) -> list[tuple[Any, ...]]:
         """The RECORD_ROW values of each record (SqlTx._record_params for SQLite), for records
@@ -155,13 +148,7 @@ class SqliteTx(SqlTx):
                 (
                     type_id,
                     r.id,
-                    r.name,
-                    r.external_id,
-                    r.owner,
-                    _data_text(r),
-                    r.description,
-                    _attachments_text(r),
-                    r.version,
+                    *self._record_values(r),
                     text,
                     text if r.updated_at is created else utc_text(r.updated_at),
                     r.created_by,
