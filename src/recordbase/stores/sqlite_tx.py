@@ -31,6 +31,11 @@ _CHUNK = 500  # values per IN (...): below SQLite's bound-parameter limit
 # any SQLite build has had (999).
 _MAX_ROWS = 64
 _VALUES_SQL: dict[tuple[str, int], str] = {}
+# A type's version and whether it has text-search rows (SqliteTx._type_state).
+_TYPE_STATE = (
+    "SELECT version, EXISTS (SELECT 1 FROM search_types WHERE type_id = ?1) "
+    "FROM record_types WHERE id = ?1"
+)
 _NEW_SQL: dict[tuple[int, int], str] = {}
 
 
@@ -117,8 +122,47 @@ class SqliteTx(SqlTx):
 
     dialect = SQLITE
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, remember_types: bool = False) -> None:
         self.conn = conn
+        # The writer's transaction remembers each type's version and search flag from its
+        # first look (one statement for both): the writes of a group check the same type
+        # again and again, two statements each (~4 us apiece on a single create). Anything
+        # here that changes a type forgets, and the writer forgets at every BEGIN and
+        # rollback (sqlite_writer.py); no other connection can change a type while this one
+        # holds the write lock. Readers' transactions don't remember (each read is its own).
+        self._remember = remember_types
+        self._types_seen: dict[str, tuple[int | None, bool]] = {}
+
+    def forget(self) -> None:
+        """Drop what this transaction remembered of types (a new transaction, a rollback)."""
+        if self._types_seen:
+            self._types_seen.clear()
+
+    def type_version(self, type_id: str) -> int | None:
+        if not self._remember:
+            return super().type_version(type_id)
+        return self._type_state(type_id)[0]
+
+    def _type_state(self, type_id: str) -> tuple[int | None, bool]:
+        seen = self._types_seen.get(type_id)
+        if seen is None:
+            row = self.conn.execute(_TYPE_STATE, (type_id,)).fetchone()
+            seen = (None, False) if row is None else (int(row[0]), bool(row[1]))
+            self._types_seen[type_id] = seen
+        return seen
+
+    def _searched(self, type_id: str) -> bool:
+        if not self._remember:
+            return sqlite_search.searched(self.conn, type_id)
+        return self._type_state(type_id)[1]
+
+    def insert_type(self, rtype: RecordType, next_number: int) -> None:
+        self.forget()
+        super().insert_type(rtype, next_number)
+
+    def update_type(self, rtype: RecordType, next_number: int | None) -> None:
+        self.forget()
+        super().update_type(rtype, next_number)
 
     def _bind_ts(self, value: datetime | None) -> Any:
         return ts(value)
@@ -182,11 +226,13 @@ class SqliteTx(SqlTx):
         self.conn.execute("UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k = 'epoch'")
 
     def delete_type(self, rtype: RecordType) -> int:
+        self.forget()
         drop_indexes(self.conn, rtype.id)
         sqlite_search.drop(self.conn, rtype.id)
         return self._delete_type_rows(rtype.id)
 
     def sync_indexes(self, rtype: RecordType) -> None:
+        self.forget()
         sync_indexes(self.conn, rtype)
         sqlite_search.sync(self.conn, rtype)
 
@@ -210,7 +256,7 @@ class SqliteTx(SqlTx):
                 self._insert_values(INSERT_RECORD, RECORD_ROW, self._insert_rows(rtype.id, records))
         except sqlite3.IntegrityError as exc:
             raise _clash(exc) from exc
-        if sqlite_search.searched(self.conn, rtype.id):
+        if self._searched(rtype.id):
             sqlite_search.add(self.conn, rtype.id, [r.id for r in records])
         self._insert_keys(rtype, keys)
 
@@ -291,13 +337,13 @@ class SqliteTx(SqlTx):
         self, rtype: RecordType, records: Sequence[Record], keys: Sequence[KeyRow]
     ) -> None:
         super().update_records(rtype, records, keys)
-        if sqlite_search.searched(self.conn, rtype.id):
+        if self._searched(rtype.id):
             ids = [r.id for r in records]
             sqlite_search.remove(self.conn, rtype.id, ids)
             sqlite_search.add(self.conn, rtype.id, ids)
 
     def delete_records(self, rtype: RecordType, ids: Sequence[str]) -> None:
-        if sqlite_search.searched(self.conn, rtype.id):
+        if self._searched(rtype.id):
             sqlite_search.remove(self.conn, rtype.id, ids)
         super().delete_records(rtype, ids)
 

@@ -69,6 +69,7 @@ def run_writes(conn: sqlite3.Connection, tx: SqliteTx, batch: list[Item]) -> lis
         for fn, _future in batch:
             results.append(fn(tx))
     except BaseException as exc:  # some write failed: undo all, then isolate it
+        tx.forget()
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         if len(batch) == 1:
@@ -82,6 +83,7 @@ def _run_savepoints(conn: sqlite3.Connection, tx: SqliteTx, batch: list[Item]) -
     outcomes: list[Outcome] = []
     try:
         conn.execute("BEGIN IMMEDIATE")
+        tx.forget()
         for fn, future in batch:
             conn.execute("SAVEPOINT w")
             try:
@@ -89,6 +91,7 @@ def _run_savepoints(conn: sqlite3.Connection, tx: SqliteTx, batch: list[Item]) -
                 conn.execute("RELEASE w")
                 outcomes.append((future, True, result))
             except BaseException as exc:  # the caller gets it; the group goes on
+                tx.forget()  # it may have changed a type before it failed
                 conn.execute("ROLLBACK TO w")
                 conn.execute("RELEASE w")
                 outcomes.append((future, False, exc))
@@ -118,6 +121,7 @@ def run_group(conn: sqlite3.Connection, tx: SqliteTx, batch: list[Item]) -> list
         begin(conn)  # Busy propagates: the caller decides who waits
     except sqlite3.Error as exc:
         return failed(batch, exc)
+    tx.forget()
     return commit(conn, run_writes(conn, tx, batch))
 
 
@@ -148,7 +152,7 @@ class Writer:
         analyze_seconds: int,
     ) -> None:
         self.conn = conn
-        self.tx = SqliteTx(conn)
+        self.tx = SqliteTx(conn, remember_types=True)
         self.on_loop = on_loop
         self.group_max = max(1, group_max)
         self.analyze_seconds = analyze_seconds
@@ -244,6 +248,7 @@ class Writer:
         batch = [self._pending.popleft() for _ in range(n)]
         try:
             begin(self.conn)
+            self.tx.forget()
         except Busy:  # another process writes: let the writer thread wait for the lock
             self._conn_lock.release()
             self._queue.put((batch, self.loop))
