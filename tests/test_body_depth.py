@@ -40,6 +40,18 @@ def test_depth_limit_holds_at_the_boundary(make_api: Any, settings: Any) -> None
     # Many containers side by side (count above the limit, depth below it) still pass.
     wide = api.post(R, json={"record": {"data": {"tags": ["a"], "x": [[1], [2], [3], [4]]}}})
     assert wide.status_code == 201, wide.text
+    # Large bodies (a batch) skip the count and are read from the text: the same boundary.
+    pad = "p" * 5000
+    big_fits = api.post(R, json={"record": {"data": {"x": _nested(5), "pad": pad}}})
+    assert big_fits.status_code == 201, big_fits.text
+    big_deep = api.post(R, json={"record": {"data": {"x": _nested(6), "pad": pad}}})
+    assert big_deep.status_code == 400 and big_deep.json()["code"] == "nesting_too_deep"
+    # body, records list, record, data: four levels before x
+    batch = [{"data": {"x": _nested(3 if i % 7 else 4)}} for i in range(300)]
+    assert api.post(R, json={"records": batch}).status_code == 201
+    batch[123] = {"data": {"x": _nested(5)}}
+    too_deep = api.post(R, json={"records": batch})
+    assert too_deep.status_code == 400 and too_deep.json()["code"] == "nesting_too_deep"
 
 
 def _depth(value: Any) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from ulid import ULID
@@ -59,6 +59,18 @@ def test_utc_text_is_the_same_for_repeated_and_new_values() -> None:
     assert utc_text(a) == utc_text(a) == "2026-01-02T03:04:05.000006Z"
     assert utc_text(b) == "2026-01-02T03:04:05.000007Z"
     assert utc_text(a) == "2026-01-02T03:04:05.000006Z"
+
+
+def test_utc_text_converts_other_zones_and_keeps_whole_seconds_fixed_width() -> None:
+    paris = timezone(timedelta(hours=1))
+    assert utc_text(datetime(2026, 1, 2, 4, 4, 5, tzinfo=paris)) == "2026-01-02T03:04:05.000000Z"
+    assert utc_text(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(0), "UTC+0"))) == (
+        "2026-01-02T03:04:05.000000Z"
+    )
+    early = datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    assert utc_text(early) == "0999-12-31T23:59:59.999999Z"  # sorts before year 1000
+    for value in (datetime.now(UTC), datetime(2026, 6, 1, 12, tzinfo=paris)):
+        assert utc_text(value) == value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _other_service(api: Api) -> RecordService:

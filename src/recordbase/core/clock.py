@@ -114,6 +114,9 @@ def utc_text(value: datetime) -> str:
     last = _last_text
     if last[0] is value:
         return last[1]
-    text = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    # isoformat with a fixed fraction, its "+00:00" made "Z": the text strftime's
+    # "%Y-%m-%dT%H:%M:%S.%fZ" gives (but a four-digit year always), in half the time.
+    text = utc.isoformat(timespec="microseconds")[:-6] + "Z"
     _last_text = (value, text)
     return text

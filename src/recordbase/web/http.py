@@ -162,8 +162,10 @@ async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
         raise InvalidJson(f"The body is not valid JSON: {exc}") from exc
     limit = request.app.state.settings.max_depth
     # Nesting depth never exceeds the number of `[` and `{` in the text (those inside strings
-    # only raise the count), so most bodies need no walk at all.
-    if raw.count(b"[") + raw.count(b"{") > limit:
+    # only raise the count), so most small bodies need no further look. A large body (a
+    # batch) nearly always holds more brackets than the limit: counting them first was a
+    # quarter of its depth check, spent for nothing.
+    if len(raw) >= _COUNT_BELOW or raw.count(b"[") + raw.count(b"{") > limit:
         within = depth_within(raw, limit)
         if within is None:
             check_depth(value, limit)
@@ -172,6 +174,8 @@ async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
     return value
 
 
+# Bodies from this size on skip the bracket count and go to depth_within at once.
+_COUNT_BELOW = 4096
 # Every byte but the quote and the four brackets (`bytes.translate` deletes them).
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 
