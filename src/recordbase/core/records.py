@@ -307,9 +307,20 @@ class Principal:
     burst: int | None = None
     user: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Answers of `can`, kept: one principal serves every request of its cached key, and its
+    # scopes never change (a changed key is a new principal).
+    _can: dict[tuple[str, str, str | None], bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def can(self, resource: str, action: str, type_key: str | None = None) -> bool:
-        return any(s.grants(resource, action, type_key) for s in self.scopes)
+        asked = (resource, action, type_key)
+        answer = self._can.get(asked)
+        if answer is None:
+            answer = any(s.grants(resource, action, type_key) for s in self.scopes)
+            if len(self._can) < 1024:  # type keys come from requests: keep it bounded
+                self._can[asked] = answer
+        return answer
 
     def require(self, resource: str, action: str, type_key: str | None = None) -> None:
         if not self.can(resource, action, type_key):

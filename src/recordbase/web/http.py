@@ -55,6 +55,14 @@ class JSONResponse(Response):
         super().init_headers(headers)
 
 
+class JSONBytesResponse(JSONResponse):
+    """A JSON body already rendered to bytes (records_json, a page the store printed)."""
+
+    def render(self, content: Any) -> bytes:
+        body: bytes = content
+        return body
+
+
 class RequestHeaders(Headers):
     """A request's headers read once into a dict: a lookup is one probe, not a scan of the list.
 

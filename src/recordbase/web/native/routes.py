@@ -20,6 +20,7 @@ from recordbase.core.service import RecordService
 from recordbase.core.types import type_as_dict
 from recordbase.errors import FieldError, RecordbaseError, ValidationFailed
 from recordbase.web.http import (
+    JSONBytesResponse,
     JSONResponse,
     bool_param,
     check_params,
@@ -211,11 +212,7 @@ async def create_records(request: Request) -> Response:
     records = await service(request).create_records(
         principal(request), request.path_params["type"], items
     )
-    return Response(
-        b'{"records":' + records_json(records) + b"}",
-        status_code=201,
-        media_type="application/json",
-    )
+    return JSONBytesResponse(b'{"records":' + records_json(records) + b"}", status_code=201)
 
 
 async def upsert_records(request: Request) -> Response:
@@ -266,7 +263,7 @@ async def _records_page(request: Request, query: Query, cursor: str | None) -> R
     body = b'{"records":' + result.records + b',"next_cursor":' + dumps(result.next_cursor)
     if result.count is not None:
         body += b',"count":%d' % result.count
-    return Response(body + b"}", media_type="application/json")
+    return JSONBytesResponse(body + b"}")
 
 
 async def get_record(request: Request) -> Response:
