@@ -147,6 +147,62 @@ def test_upsert_by_external_id(contacts: Api) -> None:
     assert contacts.get(f"{R}/{rec['id']}").json()["data"] == {"age": 2}
 
 
+def test_upsert_clash_errors_point_at_the_record_in_the_request(contacts: Api) -> None:
+    create(contacts, {"external_id": "x", "data": {"email": "a@x"}})
+    create(contacts, {"external_id": "y", "data": {"email": "b@x"}})
+    # A new record first, then an update whose unique key another record holds: the path
+    # is the update's place in the request (it was its place among the updates).
+    r = contacts.put(
+        R + "?on=external_id",
+        json={
+            "records": [
+                {"external_id": "n", "data": {"email": "c@x"}},
+                {"external_id": "y", "data": {"email": "a@x"}},
+            ]
+        },
+    )
+    assert r.status_code == 409, r.text
+    assert r.json()["errors"][0]["path"] == "/records/1/data"
+    assert contacts.get(R + "?external_id=n").json()["records"] == []  # nothing written
+
+
+def test_an_update_that_takes_another_records_external_id_is_a_clash(api: Api) -> None:
+    api.make_type("contact", naming={"mode": "unique"})
+    create(api, {"name": "Ada", "external_id": "e-ada", "data": {}})
+    create(api, {"name": "Alan", "external_id": "e-alan", "data": {}})
+    r = api.put(
+        R + "?on=name",
+        json={
+            "records": [
+                {"name": "Grace", "data": {}},
+                {"name": "Alan", "external_id": "e-ada", "data": {}},
+            ]
+        },
+    )
+    assert r.status_code == 409 and r.json()["errors"][0]["path"] == "/records/1/external_id"
+    (alan,) = api.get(R + "?name=Alan").json()["records"]
+    assert api.patch(f"{R}/{alan['id']}", json={"external_id": "e-ada"}).status_code == 409
+    kept = api.patch(f"{R}/{alan['id']}", json={"external_id": "e-alan", "data": {"k": 1}})
+    assert kept.status_code == 200, kept.text
+
+
+@pytest.mark.backend("sqlite")  # the SQLite writer's statements
+def test_an_upsert_matched_on_its_external_id_looks_it_up_once(contacts: Api) -> None:
+    create(contacts, {"external_id": "e1", "data": {"email": "a@x"}})
+    statements: list[str] = []
+    conn = contacts.app.state.service.store._writer.conn
+    conn.set_trace_callback(statements.append)
+    try:
+        r = contacts.put(
+            R + "?on=external_id", json={"records": [{"external_id": "e1", "data": {}}]}
+        )
+    finally:
+        conn.set_trace_callback(None)
+    assert r.status_code == 200 and len(r.json()["updated"]) == 1
+    lookups = [s for s in statements if s.startswith("SELECT") and "external_id IN" in s]
+    assert len(lookups) == 1, lookups
+
+
 def test_upsert_by_unique_key_and_name(api: Api) -> None:
     api.make_type(
         "contact",

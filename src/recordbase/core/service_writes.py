@@ -190,23 +190,33 @@ class RecordWrites(ServiceBase):
                 created: list[Record] = []
                 updated: list[Record] = []
                 out: list[Record] = []
+                created_at: list[int] = []  # positions in the request, for error paths
+                updated_at: list[int] = []
+                before: dict[str, Record] = {}
                 for i, item in enumerate(items):
                     where = f"/records/{i}"
                     old = existing.get(wanted[i])
                     if old is None:
                         record = maker.make(item, where, errors)
                         created.append(record)
+                        created_at.append(i)
                     else:
                         record = self._changed(p, rtype, old, item, where, errors, now, merge)
                         updated.append(record)
+                        updated_at.append(i)
+                        before[old.id] = old
                     out.append(record)
                 _raise_invalid(errors)
                 self._number(tx, rtype, created)
                 check_batch_duplicates(rtype, out)
                 new_rows = [row for r in created for row in key_rows(rtype, r)]
                 upd_rows = [row for r in updated for row in key_rows(rtype, r)]
-                check_clashes(tx, rtype, created, new_rows, check_ids=_client_ids(items))
-                check_clashes(tx, rtype, updated, upd_rows, check_ids=False)
+                check_clashes(
+                    tx, rtype, created, new_rows, check_ids=_client_ids(items), at=created_at
+                )
+                check_clashes(
+                    tx, rtype, updated, upd_rows, check_ids=False, at=updated_at, before=before
+                )
                 if updated:
                     tx.update_records(rtype, updated, upd_rows)
                 if created:
@@ -318,7 +328,7 @@ class RecordWrites(ServiceBase):
                 new = self._changed(p, rtype, old, item, "", errors, now, merge)
                 _raise_invalid(errors)
                 rows = key_rows(rtype, new)
-                check_clashes(tx, rtype, [new], rows, check_ids=False)
+                check_clashes(tx, rtype, [new], rows, check_ids=False, before={old.id: old})
                 tx.update_records(rtype, [new], rows)
                 return new
 
@@ -356,7 +366,7 @@ class RecordWrites(ServiceBase):
                 _raise_invalid(errors)
                 check_batch_duplicates(rtype, out)
                 rows = [row for r in out for row in key_rows(rtype, r)]
-                check_clashes(tx, rtype, out, rows, check_ids=False)
+                check_clashes(tx, rtype, out, rows, check_ids=False, before=found)
                 tx.update_records(rtype, out, rows)
                 return out
 
