@@ -18,6 +18,7 @@ from recordbase.core.records import Principal, parse_record_input
 from recordbase.core.service import RecordService
 from recordbase.core.types import RecordType
 from recordbase.stores import open_store
+from tests.test_sqlite_groups import _trace
 
 LANES = pytest.mark.parametrize("lane", ["thread", "loop"])
 
@@ -49,14 +50,6 @@ def _set_version(rtype: RecordType, version: int, fail: bool = False) -> Any:
     return fn
 
 
-def _traced(statements: list[str]) -> Any:
-    def fn(tx: Any) -> str:
-        tx.conn.set_trace_callback(statements.append)
-        return "traced"
-
-    return fn
-
-
 @LANES
 def test_a_group_reads_a_type_once_and_sees_its_own_changes(tmp_path: Path, lane: str) -> None:
     async def main() -> None:
@@ -65,7 +58,7 @@ def test_a_group_reads_a_type_once_and_sees_its_own_changes(tmp_path: Path, lane
         v = rtype.version
         try:
             statements: list[str] = []
-            await store.write(_traced(statements))
+            await store.write(_trace(statements))
             # One event-loop turn: one group (tests/test_sqlite_groups.py).
             looks = await asyncio.gather(*(store.write(_version(rtype)) for _ in range(5)))
             assert looks == [v] * 5
