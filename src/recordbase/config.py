@@ -69,6 +69,11 @@ class Settings:
         "The SQLite writer refreshes planner statistics (a sampled ANALYZE) at most this often "
         "while writes come in; 0 turns it off (statistics are also taken at start).",
     )
+    pg_analyze_seconds: int = _setting(
+        60,
+        "The PostgreSQL store refreshes planner statistics of the records tables (ANALYZE, one "
+        "worker at a time) at most this often while writes come in; 0 leaves it to autovacuum.",
+    )
     gc_threshold: int = _setting(
         10_000,
         "First-generation threshold of Python's cyclic garbage collector in `recordbase serve` "
