@@ -53,3 +53,29 @@ def test_a_type_filled_after_the_last_analyze_gets_its_own_estimate(
     assert store.analyze(force=True)
     fresh = _lookup_plan(api, "ups", "u7-7")
     assert "records_external_id" in fresh, fresh
+
+
+@pytest.mark.backend("postgresql")
+def test_the_analyzer_runs_only_after_writes(
+    make_api: Callable[..., Api], settings: Settings
+) -> None:
+    api = make_api(settings.replace(pg_analyze_seconds=3600))
+    store: Any = api.service.store
+
+    def last_analyze() -> Any:
+        def read(tx: Any) -> Any:
+            row = tx.conn.execute(
+                "SELECT last_analyze FROM pg_stat_user_tables "
+                "WHERE relid = to_regclass('records')"
+            ).fetchone()
+            return row[0]
+
+        return api.client.portal.call(lambda: store.read(read))  # type: ignore[union-attr]
+
+    seen = store._writes
+    assert store.analyze_if_written(seen) == seen and last_analyze() is None
+    api.make_type("contact")
+    assert api.post(R.format("contact"), json={"record": {"data": {}}}).status_code == 201
+    after = store.analyze_if_written(seen)
+    assert after > seen
+    assert last_analyze() is not None

@@ -230,13 +230,19 @@ class PostgresStore:
     def _analyze_loop(self) -> None:
         seen = self._writes
         while not self._stop.wait(self.settings.pg_analyze_seconds):
-            if self._writes == seen:
-                continue  # nothing written here since the last look
-            seen = self._writes
-            try:
-                self.analyze()
-            except psycopg.Error as exc:  # statistics can wait for the next round
-                log.warning("ANALYZE of the records tables failed: %s", exc)
+            seen = self.analyze_if_written(seen)
+
+    def analyze_if_written(self, seen: int) -> int:
+        """One round of the analyzer: `analyze()` when writes came in here since the count
+        `seen`; the count to pass next time."""
+        now = self._writes
+        if now == seen:
+            return now  # nothing written here since the last look
+        try:
+            self.analyze()
+        except psycopg.Error as exc:  # statistics can wait for the next round
+            log.warning("ANALYZE of the records tables failed: %s", exc)
+        return now
 
     def analyze(self, *, force: bool = False) -> bool:
         """ANALYZE the records tables unless another worker is at it or (unless `force`) did
