@@ -49,14 +49,16 @@ class Busy(Exception):
     """Another connection holds the write lock (busy timeout 0 on the loop)."""
 
 
-def begin(conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE; Busy when another connection holds the write lock."""
+def begin(conn: sqlite3.Connection, tx: SqliteTx) -> None:
+    """BEGIN IMMEDIATE, `tx` remembering nothing from before; Busy when another connection
+    holds the write lock."""
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise Busy from exc
         raise
+    tx.forget()
 
 
 def run_writes(conn: sqlite3.Connection, tx: SqliteTx, batch: list[Item]) -> list[Outcome]:
@@ -118,10 +120,9 @@ def commit(conn: sqlite3.Connection, outcomes: list[Outcome]) -> list[Outcome]:
 def run_group(conn: sqlite3.Connection, tx: SqliteTx, batch: list[Item]) -> list[Outcome]:
     """begin + run_writes + commit: the whole group on the calling thread."""
     try:
-        begin(conn)  # Busy propagates: the caller decides who waits
+        begin(conn, tx)  # Busy propagates: the caller decides who waits
     except sqlite3.Error as exc:
         return failed(batch, exc)
-    tx.forget()
     return commit(conn, run_writes(conn, tx, batch))
 
 
@@ -247,8 +248,7 @@ class Writer:
         n = min(len(self._pending), self.group_max)
         batch = [self._pending.popleft() for _ in range(n)]
         try:
-            begin(self.conn)
-            self.tx.forget()
+            begin(self.conn, self.tx)
         except Busy:  # another process writes: let the writer thread wait for the lock
             self._conn_lock.release()
             self._queue.put((batch, self.loop))
