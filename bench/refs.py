@@ -114,12 +114,12 @@ def sqlite_insert_schema(seconds: float, workdir: str, body_file: str) -> dict[s
         conn.executescript(migration.read_text())
     rows = _rows(body_file)
     ids = itertools.count()
-    type_id, actor = "01KBENCHTYPE0000000000000", "01KBENCHKEY00000000000000"
+    type_key, actor = 1, "01KBENCHKEY00000000000000"  # records hold the type's number
 
     def params() -> list[Any]:
         now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000000Z"
         return [
-            (type_id, f"01K{next(ids):023d}", orjson.dumps(r).decode(), now, now, actor, actor)
+            (type_key, f"01K{next(ids):023d}", orjson.dumps(r).decode(), now, now, actor, actor)
             for r in rows
         ]
 

@@ -48,7 +48,7 @@ def fts_rows(api: Api, type_key: str | None = None) -> int:
         return int(raw(api, "SELECT count(*) FROM records_fts")[0][0])
     sql = (
         "SELECT count(*) FROM records_fts WHERE rowid IN (SELECT r.seq FROM records r "
-        "JOIN record_types t ON t.id = r.type_id WHERE t.key = ?)"
+        "JOIN record_types t ON t.no = r.type_id WHERE t.key = ?)"  # SQLite: type numbers
     )
     return int(raw(api, sql, type_key)[0][0])
 

@@ -29,8 +29,9 @@ def _db(api: Api) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None)
 
 
-def _type_id(conn: sqlite3.Connection, key: str) -> str:
-    return str(conn.execute("SELECT id FROM record_types WHERE key = ?", (key,)).fetchone()[0])
+def _type_no(conn: sqlite3.Connection, key: str) -> int:
+    """The type's number: what SQLite's records hold for their type."""
+    return int(conn.execute("SELECT no FROM record_types WHERE key = ?", (key,)).fetchone()[0])
 
 
 def test_a_declared_index_holds_its_own_type_only(api: Api) -> None:
@@ -44,11 +45,11 @@ def test_a_declared_index_holds_its_own_type_only(api: Api) -> None:
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name LIKE 'rbx%'"
     ).fetchall()
     assert not more
-    assert sql.endswith(f"WHERE type_id = '{_type_id(conn, 'a')}'"), sql
+    type_a = _type_no(conn, "a")  # a literal: what lets SQLite use a partial index
+    assert sql.endswith(f"WHERE type_id = {type_a}"), sql
     # Only type a's 30 records are in it (b's 70 are not).
-    type_a = _type_id(conn, "a")  # a literal: what lets SQLite use a partial index
     count = conn.execute(
-        f"SELECT count(*) FROM records INDEXED BY \"{name}\" WHERE type_id = '{type_a}'"
+        f'SELECT count(*) FROM records INDEXED BY "{name}" WHERE type_id = {type_a}'
     )
     assert count.fetchone()[0] == 30
     r = api.get("/v1/types/a/records", params={"data.customer": "c1"})
@@ -61,7 +62,7 @@ def test_whole_table_indexes_of_earlier_versions_are_replaced_on_open(
     api = make_api(settings)
     api.make_type("a", schema=SCHEMA, indexes=INDEXES)
     conn = _db(api)
-    type_id = _type_id(conn, "a")
+    type_no = _type_no(conn, "a")
     (name,) = conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'rbx%'").fetchone()
     # As an earlier version made it: over the whole table, led by type_id, no WHERE.
     old = name[: name.rindex("_")] + "_00000000"
@@ -74,7 +75,7 @@ def test_whole_table_indexes_of_earlier_versions_are_replaced_on_open(
     names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'rbx%'")]
     assert names == [name], names
     sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
-    assert f"WHERE type_id = '{type_id}'" in sql
+    assert f"WHERE type_id = {type_no}" in sql
     assert again.get("/v1/types/a/records", params={"data.customer": "x"}).status_code == 200
 
 

@@ -31,9 +31,10 @@ _PLAIN_TEXT = re.compile(r"[A-Za-z0-9 _.,:;!?@#$%*+=()~^|'-]{1,200}")
 
 
 def type_is(type_id: str) -> str:
-    """`type_id = '<id>'`, the type id as a literal: the predicate of the partial declared
-    indexes (both dialects) and the type condition of list queries, which must hold that
-    very term for either planner to use such an index (a bound parameter does not match)."""
+    """`type_id = '<id>'`, the type id as a literal: on PostgreSQL the predicate of the partial
+    declared indexes and the type condition of list queries, which must hold that very term
+    for the planner to use such an index (a bound parameter does not match). SQLite's records
+    hold type numbers: there it is `type_id = <number>` (SqliteTx._type_is)."""
     return "type_id = '" + type_id.replace("'", "''") + "'"
 
 

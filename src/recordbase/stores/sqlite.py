@@ -167,7 +167,7 @@ class SqliteStore:
         writer_conn = connect(self.path, synchronous)
         upgraded = in_transaction(writer_conn, upgrade_indexes)
         if upgraded:
-            log.warning("declared indexes of %d type(s) rebuilt as partial ones", upgraded)
+            log.warning("declared indexes of %d type(s) rebuilt", upgraded)
         # Planner statistics, sampled (at most ~1,000 rows per index: ~50 ms at 1M records).
         # Without them SQLite walked the created_at index for a filter on a declared index's
         # path: 1.4 s instead of 0.6 ms at 1M records (docs/performance.md).

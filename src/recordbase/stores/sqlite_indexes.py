@@ -1,13 +1,13 @@
 """Declared indexes of record types as real SQLite expression indexes.
 
 A type's `indexes` (one path or several) become `CREATE INDEX ... ON records (type_id,
-<expression>..., id) WHERE type_id = '<id>'`, where each expression is exactly the text the
+<expression>..., id) WHERE type_id = <number>` (the type's `record_types.no`), where each expression is exactly the text the
 query compiler reads the path with (`Compiler.expression`), so the planner matches filters
 and sorts on it; the trailing `id` serves the sort's tie-break. The index is partial, as on
 PostgreSQL (pg_indexes.py): over the whole table, every write of every type computed and
 inserted every other type's entries (each one a `json_extract` of the record and an index
-entry, for nothing). List queries name the type as a literal (`sql.type_is`), which is what
-lets SQLite's planner use a partial index. Index names carry the type id and a digest of the
+entry, for nothing). List queries name the type's number as a literal (`SqliteTx._type_is`),
+which is what lets SQLite's planner use a partial index. Index names carry the type id and a digest of the
 expressions and the predicate, so changing an index's fields (or a field's kind) replaces
 it; indexes made before they were partial (`(type_id, <expression>..., id)` over the whole
 table, no WHERE) are replaced when the store opens (`upgrade_indexes`). Runs inside the
@@ -22,17 +22,24 @@ from typing import Any
 
 from recordbase.core.types import RecordType
 from recordbase.stores.common import TYPE_COLUMNS, type_from_row
-from recordbase.stores.sql import SQLITE, declared_indexes, index_name, index_prefix, type_is
+from recordbase.stores.sql import SQLITE, declared_indexes, index_name, index_prefix
 
 log = logging.getLogger("recordbase")
 
 ANALYSIS_LIMIT = 1000  # rows sampled per index: bounded cost on big tables
 
 
-def wanted_indexes(rtype: RecordType) -> dict[str, str]:
+def type_number(conn: sqlite3.Connection, type_id: str) -> int:
+    """A type's number (`record_types.no`), what records and key rows hold; 0 (no type's
+    number) when there is no such type."""
+    row = conn.execute("SELECT no FROM record_types WHERE id = ?", (type_id,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def wanted_indexes(conn: sqlite3.Connection, rtype: RecordType) -> dict[str, str]:
     """index name -> CREATE INDEX statement, for every declared index of `rtype`."""
     wanted: dict[str, str] = {}
-    where = type_is(rtype.id)
+    where = f"type_id = {type_number(conn, rtype.id)}"
     for declared, expressions in declared_indexes(rtype, SQLITE):
         # The predicate is in the name's digest: a whole-table index of an earlier version
         # has another name, so a sync replaces it.
@@ -46,28 +53,34 @@ def wanted_indexes(rtype: RecordType) -> dict[str, str]:
 
 
 def upgrade_indexes(conn: sqlite3.Connection) -> int:
-    """Replace declared indexes made over the whole table (before they were partial) with
-    the partial ones; returns how many types were synced. Once per database: afterwards no
-    `rbx_` index lacks a WHERE clause, and this is one query."""
+    """Make the declared indexes an earlier version left behind; returns how many types were
+    synced. Once per database, then one query each time the store opens:
+
+    - migration 0009 rebuilt `records` (type numbers), which dropped every declared index,
+      and left meta `rebuild_declared_indexes`: every type's are made again;
+    - indexes made over the whole table (before they were partial) are replaced.
+    """
+    rebuild = conn.execute("SELECT 1 FROM meta WHERE k = 'rebuild_declared_indexes'").fetchone()
     old = conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records' "
         "AND substr(name, 1, 4) = 'rbx_' AND sql NOT LIKE '% WHERE %'"
     ).fetchall()
-    if not old:
+    if not old and not rebuild:
         return 0
     names = {str(r[0]) for r in old}
-    log.warning(
-        "rebuilding %d declared index(es) as partial ones (once; seconds per index on "
-        "millions of records)",
-        len(names),
-    )
     synced = 0
     for row in conn.execute(f"SELECT {TYPE_COLUMNS} FROM record_types").fetchall():
         rtype = type_from_row(row)
         prefix = "rbx_" + index_prefix(rtype.id)
-        if any(name.startswith(prefix) for name in names):
+        if (rebuild and rtype.definition.indexes) or any(n.startswith(prefix) for n in names):
+            if not synced:
+                log.warning(
+                    "building the declared indexes of an earlier schema (once; seconds per "
+                    "index on millions of records)"
+                )
             sync_indexes(conn, rtype)
             synced += 1
+    conn.execute("DELETE FROM meta WHERE k = 'rebuild_declared_indexes'")
     return synced
 
 
@@ -82,7 +95,7 @@ def existing_indexes(conn: sqlite3.Connection, type_id: str) -> list[str]:
 
 def sync_indexes(conn: sqlite3.Connection, rtype: RecordType) -> None:
     """Create the declared indexes that are missing and drop the ones no longer declared."""
-    wanted = wanted_indexes(rtype)
+    wanted = wanted_indexes(conn, rtype)
     existing = existing_indexes(conn, rtype.id)
     for name in existing:
         if name not in wanted:

@@ -21,6 +21,8 @@ BODY = (
     "(SELECT group_concat(value, ' ') FROM json_tree(records.data) WHERE type = 'text'), '')"
 )
 _CHUNK = 500  # ids per IN (...): below SQLite's bound-parameter limit
+# Records name their type by its number; these statements take the type's id.
+_OF_TYPE = "type_id = (SELECT no FROM record_types WHERE id = ?)"
 
 
 def searched(conn: sqlite3.Connection, type_id: str) -> bool:
@@ -39,7 +41,7 @@ def add(conn: sqlite3.Connection, type_id: str, ids: Sequence[str]) -> None:
     for marks, chunk in _chunks(ids):
         conn.execute(
             f"INSERT INTO records_fts (rowid, body) SELECT seq, {BODY} FROM records "
-            f"WHERE type_id = ? AND id IN ({marks})",
+            f"WHERE {_OF_TYPE} AND id IN ({marks})",
             (type_id, *chunk),
         )
 
@@ -49,7 +51,7 @@ def remove(conn: sqlite3.Connection, type_id: str, ids: Sequence[str]) -> None:
     for marks, chunk in _chunks(ids):
         conn.execute(
             "DELETE FROM records_fts WHERE rowid IN (SELECT seq FROM records "
-            f"WHERE type_id = ? AND id IN ({marks}))",
+            f"WHERE {_OF_TYPE} AND id IN ({marks}))",
             (type_id, *chunk),
         )
 
@@ -61,7 +63,7 @@ def sync(conn: sqlite3.Connection, rtype: RecordType) -> None:
         conn.execute("INSERT INTO search_types (type_id) VALUES (?)", (rtype.id,))
         conn.execute(
             f"INSERT INTO records_fts (rowid, body) SELECT seq, {BODY} FROM records "
-            "WHERE type_id = ?",
+            f"WHERE {_OF_TYPE}",
             (rtype.id,),
         )
     elif have and not rtype.definition.search:
@@ -71,7 +73,7 @@ def sync(conn: sqlite3.Connection, rtype: RecordType) -> None:
 def drop(conn: sqlite3.Connection, type_id: str) -> None:
     """Drop all rows of a type (search turned off, or the type deleted)."""
     conn.execute(
-        "DELETE FROM records_fts WHERE rowid IN (SELECT seq FROM records WHERE type_id = ?)",
+        f"DELETE FROM records_fts WHERE rowid IN (SELECT seq FROM records WHERE {_OF_TYPE})",
         (type_id,),
     )
     conn.execute("DELETE FROM search_types WHERE type_id = ?", (type_id,))

@@ -1,6 +1,7 @@
 """ReadTx / WriteTx over one SQLite connection: the SQLite side of tx_sql.py's hooks.
 
-Timestamps and JSON are bound as text. One writer thread means no write races, so constraint
+Records and key rows name their type by its number (`record_types.no`, migration 0009), which
+`_type_key` finds from the type's id. Timestamps and JSON are bound as text. One writer thread means no write races, so constraint
 errors come only from the data itself; `_clash` names the constraint that fired from
 SQLite's message. Lists of values go in chunks below SQLite's bound-parameter limit.
 """
@@ -23,7 +24,7 @@ from recordbase.core.types import RecordType
 from recordbase.stores import sqlite_search
 from recordbase.stores.common import RECORD_COLUMNS, record_from_row, ts
 from recordbase.stores.sql import SQLITE, fts_query
-from recordbase.stores.sqlite_indexes import drop_indexes, explain, sync_indexes
+from recordbase.stores.sqlite_indexes import drop_indexes, explain, sync_indexes, type_number
 from recordbase.stores.tx_sql import INSERT_KEY, INSERT_RECORD, KEY_ROW, RECORD_ROW, SqlTx
 
 _CHUNK = 500  # values per IN (...): below SQLite's bound-parameter limit
@@ -31,9 +32,9 @@ _CHUNK = 500  # values per IN (...): below SQLite's bound-parameter limit
 # any SQLite build has had (999).
 _MAX_ROWS = 64
 _VALUES_SQL: dict[tuple[str, int], str] = {}
-# A type's version and whether it has text-search rows (SqliteTx._type_state).
+# A type's number, its version and whether it has text-search rows (SqliteTx._type_state).
 _TYPE_STATE = (
-    "SELECT version, EXISTS (SELECT 1 FROM search_types WHERE type_id = ?1) "
+    "SELECT no, version, EXISTS (SELECT 1 FROM search_types WHERE type_id = ?1) "
     "FROM record_types WHERE id = ?1"
 )
 _NEW_SQL: dict[tuple[int, int], str] = {}
@@ -51,7 +52,8 @@ def _runs(total: int) -> Iterator[tuple[int, int]]:
 
 
 def _new_statement(mask: int, n: int) -> str:
-    """The INSERT of `n` new records for SqliteTx._insert_created: ?1 type, ?2 time, ?3 author;
+    """The INSERT of `n` new records for SqliteTx._insert_created: ?1 type number, ?2 time,
+    ?3 author;
     per row the id, then name / external id / owner (bits 1, 2, 4 of `mask`), the data, then
     description / attachments (bits 8, 16); an unset optional column is its literal."""
     at = 4
@@ -124,14 +126,17 @@ class SqliteTx(SqlTx):
 
     def __init__(self, conn: sqlite3.Connection, *, remember_types: bool = False) -> None:
         self.conn = conn
-        # The writer's transaction remembers each type's version and search flag from its
-        # first look (one statement for both): the writes of a group check the same type
-        # again and again, two statements each (~4 us apiece on a single create). Anything
-        # here that changes a type forgets, and the writer forgets at every BEGIN and
-        # rollback (sqlite_writer.py); no other connection can change a type while this one
-        # holds the write lock. Readers' transactions don't remember (each read is its own).
+        # The writer's transaction remembers each type's number, version and search flag
+        # from its first look (one statement for all three): the writes of a group check the
+        # same type again and again, two statements each (~4 us apiece on a single create).
+        # Anything here that changes a type forgets, and the writer forgets at every BEGIN
+        # and rollback (sqlite_writer.py); no other connection can change a type while this
+        # one holds the write lock. Readers' transactions don't remember (each read is its
+        # own) except type numbers: a committed type keeps its number, and a number is never
+        # given to another type (AUTOINCREMENT), so a deleted type's stays harmlessly.
         self._remember = remember_types
-        self._types_seen: dict[str, tuple[int | None, bool]] = {}
+        self._types_seen: dict[str, tuple[int, int | None, bool]] = {}
+        self._numbers: dict[str, int] = {}
 
     def forget(self) -> None:
         """Drop what this transaction remembered of types (a new transaction, a rollback)."""
@@ -141,20 +146,35 @@ class SqliteTx(SqlTx):
     def type_version(self, type_id: str) -> int | None:
         if not self._remember:
             return super().type_version(type_id)
-        return self._type_state(type_id)[0]
+        return self._type_state(type_id)[1]
 
-    def _type_state(self, type_id: str) -> tuple[int | None, bool]:
+    def _type_state(self, type_id: str) -> tuple[int, int | None, bool]:
+        """(number, version, searched) of a type; number 0 and version None: no such type."""
         seen = self._types_seen.get(type_id)
         if seen is None:
             row = self.conn.execute(_TYPE_STATE, (type_id,)).fetchone()
-            seen = (None, False) if row is None else (int(row[0]), bool(row[1]))
+            seen = (0, None, False) if row is None else (int(row[0]), int(row[1]), bool(row[2]))
             self._types_seen[type_id] = seen
         return seen
 
     def _searched(self, type_id: str) -> bool:
         if not self._remember:
             return sqlite_search.searched(self.conn, type_id)
-        return self._type_state(type_id)[1]
+        return self._type_state(type_id)[2]
+
+    def _type_key(self, type_id: str) -> int:
+        """The type's number (0, which no type has, when there is no such type)."""
+        if self._remember:
+            return self._type_state(type_id)[0]
+        number = self._numbers.get(type_id)
+        if number is None:
+            number = type_number(self.conn, type_id)
+            if number:  # not remembered when missing: the type may be committed later
+                self._numbers[type_id] = number
+        return number
+
+    def _type_is(self, type_id: str) -> str:
+        return f"type_id = {self._type_key(type_id)}"
 
     def insert_type(self, rtype: RecordType, next_number: int) -> None:
         self.forget()
@@ -174,9 +194,9 @@ class SqliteTx(SqlTx):
         data, attachments = _data_text(r), _attachments_text(r)
         return (r.name, r.external_id, r.owner, data, r.description, attachments, r.version)
 
-    def _insert_rows(self, type_id: str, records: Sequence[Record]) -> list[tuple[Any, ...]]:
-        """The RECORD_ROW values of each record (SqlTx._record_params for SQLite), for records
-        that do not share what `_insert_created` needs (their own timestamps, say).
+    def _insert_rows(self, type_key: int, records: Sequence[Record]) -> list[tuple[Any, ...]]:
+        """The RECORD_ROW values of each record, for records that do not share what
+        `_insert_created` needs (their own timestamps, say).
 
         Records that share one timestamp object have its text made once; the data's JSON text
         is the one the service made for its size check, when it did.
@@ -190,7 +210,7 @@ class SqliteTx(SqlTx):
                 at, text = created, utc_text(created)
             rows.append(
                 (
-                    type_id,
+                    type_key,
                     r.id,
                     *self._record_values(r),
                     text,
@@ -226,10 +246,12 @@ class SqliteTx(SqlTx):
         self.conn.execute("UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k = 'epoch'")
 
     def delete_type(self, rtype: RecordType) -> int:
-        self.forget()
         drop_indexes(self.conn, rtype.id)
         sqlite_search.drop(self.conn, rtype.id)
-        return self._delete_type_rows(rtype.id)
+        deleted = self._delete_type_rows(rtype.id)
+        self.forget()
+        self._numbers.pop(rtype.id, None)
+        return deleted
 
     def sync_indexes(self, rtype: RecordType) -> None:
         self.forget()
@@ -243,7 +265,8 @@ class SqliteTx(SqlTx):
 
     def iter_records(self, rtype: RecordType) -> Iterator[Record]:
         rows = self.conn.execute(
-            f"SELECT {RECORD_COLUMNS} FROM records WHERE type_id = ? ORDER BY seq", (rtype.id,)
+            f"SELECT {RECORD_COLUMNS} FROM records WHERE type_id = ? ORDER BY seq",
+            (self._type_key(rtype.id),),
         )
         for row in rows:
             yield record_from_row(rtype.key, row)
@@ -251,16 +274,17 @@ class SqliteTx(SqlTx):
     def insert_records(
         self, rtype: RecordType, records: Sequence[Record], keys: Sequence[KeyRow]
     ) -> None:
+        key = self._type_key(rtype.id)
         try:
-            if not self._insert_created(rtype.id, records):
-                self._insert_values(INSERT_RECORD, RECORD_ROW, self._insert_rows(rtype.id, records))
+            if not self._insert_created(key, records):
+                self._insert_values(INSERT_RECORD, RECORD_ROW, self._insert_rows(key, records))
         except sqlite3.IntegrityError as exc:
             raise _clash(exc) from exc
         if self._searched(rtype.id):
             sqlite_search.add(self.conn, rtype.id, [r.id for r in records])
         self._insert_keys(rtype, keys)
 
-    def _insert_created(self, type_id: str, records: Sequence[Record]) -> bool:
+    def _insert_created(self, type_key: int, records: Sequence[Record]) -> bool:
         """INSERT records that were made together, binding what they share once per statement.
 
         New records of one write share their type, timestamp, author and version 1, and most
@@ -308,7 +332,7 @@ class SqliteTx(SqlTx):
             if mask & 16:
                 row.append(_attachments_text(r))
             rows.append(row)
-        shared = [type_id, utc_text(at), by]
+        shared = [type_key, utc_text(at), by]
         for start, n in _runs(len(rows)):
             sql = _NEW_SQL.get((mask, n))
             if sql is None:
@@ -350,7 +374,8 @@ class SqliteTx(SqlTx):
     def _insert_keys(self, rtype: RecordType, keys: Sequence[KeyRow], race: bool = True) -> None:
         if keys:
             try:
-                self._insert_values(INSERT_KEY, KEY_ROW, [(rtype.id, *k) for k in keys])
+                key = self._type_key(rtype.id)
+                self._insert_values(INSERT_KEY, KEY_ROW, [(key, *k) for k in keys])
             except sqlite3.IntegrityError as exc:
                 raise _clash(exc) from exc
 

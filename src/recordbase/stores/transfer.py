@@ -6,7 +6,8 @@ the source's primary-key order, in chunks. Each chunk is inserted with ON CONFLI
 and, in the same target transaction, the position reached is saved in the target's `meta`
 (`copy:<table>`), so an interrupted copy resumes where it stopped. At the end the row counts of
 every table are compared; a mismatch is an error. Values are converted between the two
-storage forms (SQLite: JSON and timestamps as text; PostgreSQL: jsonb and timestamptz).
+storage forms (SQLite: JSON and timestamps as text, and records and key rows name their type by
+its number; PostgreSQL: jsonb and timestamptz, type ids).
 Jobs and stored Idempotency-Key responses are not copied (they are short-lived).
 """
 
@@ -30,7 +31,7 @@ class Table:
     columns: tuple[str, ...]
     order: tuple[str, ...]  # the source's resume order (a unique key)
     json: frozenset[str] = frozenset()
-    carry_order: bool = True  # False: the order column is not copied (records.seq)
+    numbered: bool = False  # type_id holds the type's number on SQLite
 
 
 TABLES = (
@@ -87,12 +88,13 @@ TABLES = (
         ),
         ("seq",),
         json=frozenset({"data", "attachments"}),
-        carry_order=False,
+        numbered=True,
     ),
     Table(
         "record_keys",
         ("type_id", "key_name", "value", "record_id"),
         ("type_id", "key_name", "value"),
+        numbered=True,
     ),
 )
 COPIED_META = ("cursor_secret",)
@@ -123,8 +125,19 @@ class Side:
     def count(self, table: str) -> int:
         return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
+    def _numbered(self, t: Table) -> bool:
+        return t.numbered and self.dialect == "sqlite"
+
     def rows(self, t: Table, after: list[Any] | None, chunk: int) -> Iterator[list[Any]]:
-        cols = ", ".join((*t.columns, *([] if t.carry_order else t.order)))
+        """Chunks of rows: the copied columns (type ids, whatever the side stores), then the
+        columns of the order as stored (where the next chunk starts)."""
+        copied = [
+            f"(SELECT id FROM record_types WHERE no = {t.name}.type_id)"
+            if c == "type_id" and self._numbered(t)
+            else c
+            for c in t.columns
+        ]
+        cols = ", ".join([*copied, *(f"{t.name}.{c}" for c in t.order)])
         order = ", ".join(t.order)
         while True:
             where, args = "", []
@@ -137,12 +150,18 @@ class Side:
             if not got:
                 return
             yield [list(r) for r in got]
-            last = got[-1]
-            after = [last[cols.split(", ").index(c)] for c in t.order]
+            after = list(got[-1][len(t.columns) :])
 
     def write(self, t: Table, rows: list[list[Any]], position: list[Any]) -> None:
         cols = ", ".join(t.columns)
-        marks = "(" + ", ".join([self.mark] * len(t.columns)) + ")"
+        number = f"(SELECT no FROM record_types WHERE id = {self.mark})"
+        marks = (
+            "("
+            + ", ".join(
+                number if c == "type_id" and self._numbered(t) else self.mark for c in t.columns
+            )
+            + ")"
+        )
         values = [self._value(t, c, v) for r in rows for c, v in zip(t.columns, r, strict=False)]
         sql = f"INSERT INTO {t.name} ({cols}) VALUES " + ", ".join([marks] * len(rows))
         sql += " ON CONFLICT DO NOTHING"
@@ -237,8 +256,7 @@ def copy_deployment(
 
 
 def _position(t: Table, row: list[Any]) -> list[Any]:
-    names = [*t.columns, *([] if t.carry_order else t.order)]
-    return [row[names.index(c)] for c in t.order]
+    return row[len(t.columns) :]
 
 
 def _after_copy(target: Side) -> None:

@@ -79,6 +79,15 @@ class SqlTx(JobsSql):
     def _lock(self) -> str:
         return ""
 
+    def _type_key(self, type_id: str) -> Any:
+        """What `records.type_id` and `record_keys.type_id` hold for a type: its id on
+        PostgreSQL, its number on SQLite (sqlite_tx.py)."""
+        return type_id
+
+    def _type_is(self, type_id: str) -> str:
+        """The type condition of a list query, as a literal (`sql.type_is`)."""
+        return type_is(type_id)
+
     def _insert_new(self, sql: str, params: Sequence[Any], what: str) -> None:
         self._x(sql, params)
 
@@ -244,8 +253,9 @@ class SqlTx(JobsSql):
 
     def _delete_type_rows(self, type_id: str) -> int:
         """Deletes a type's records, key rows and the type itself; the number of records."""
-        deleted = self._x("DELETE FROM records WHERE type_id = ?", (type_id,)).rowcount
-        self._x("DELETE FROM record_keys WHERE type_id = ?", (type_id,))
+        key = self._type_key(type_id)
+        deleted = self._x("DELETE FROM records WHERE type_id = ?", (key,)).rowcount
+        self._x("DELETE FROM record_keys WHERE type_id = ?", (key,))
         self._x("DELETE FROM record_types WHERE id = ?", (type_id,))
         return int(deleted)
 
@@ -267,22 +277,24 @@ class SqlTx(JobsSql):
     def find_records(self, rtype: RecordType, column: str, values: Sequence[str]) -> list[Record]:
         assert column in ("id", "external_id", "name")
         found: list[Record] = []
+        key = self._type_key(rtype.id)
         for test, args in self._in(values):
             rows = self._x(
                 f"SELECT {RECORD_COLUMNS} FROM records WHERE type_id = ? AND {column} {test}"
                 + self._lock(),
-                (rtype.id, *args),
+                (key, *args),
             )
             found.extend(record_from_row(rtype.key, r) for r in rows)
         return found
 
     def find_keys(self, rtype: RecordType, key_name: str, values: Sequence[str]) -> dict[str, str]:
         result: dict[str, str] = {}
+        key = self._type_key(rtype.id)
         for test, args in self._in(values):
             rows = self._x(
                 "SELECT value, record_id FROM record_keys WHERE type_id = ? AND key_name = ? "
                 f"AND value {test}",
-                (rtype.id, key_name, *args),
+                (key, key_name, *args),
             )
             result.update({str(v): str(r) for v, r in rows})
         return result
@@ -291,7 +303,7 @@ class SqlTx(JobsSql):
         self, rtype: RecordType, query: Query, count: bool, columns: str = RECORD_COLUMNS
     ) -> tuple[str, list[Any]]:
         c = Compiler(self.dialect)
-        where = [type_is(rtype.id)]  # a literal: the partial declared indexes need it
+        where = [self._type_is(rtype.id)]  # a literal: the partial declared indexes need it
         if query.filter is not None:
             where.append(c.compile(query.filter))
         match = self._text_query(query.text) if query.text else None
@@ -327,39 +339,28 @@ class SqlTx(JobsSql):
         data, attachments = self._bind_json(r.data), self._bind_json(r.attachments)
         return (r.name, r.external_id, r.owner, data, r.description, attachments, r.version)
 
-    def _record_params(self, type_id: str, r: Record) -> tuple[Any, ...]:
-        """One RECORD_ROW of INSERT_RECORD."""
-        created, updated = self._bind_ts(r.created_at), self._bind_ts(r.updated_at)
-        return (
-            type_id,
-            r.id,
-            *self._record_values(r),
-            created,
-            updated,
-            r.created_by,
-            r.updated_by,
-        )
-
     def update_records(
         self, rtype: RecordType, records: Sequence[Record], keys: Sequence[KeyRow]
     ) -> None:
+        key = self._type_key(rtype.id)
         for test, args in self._in([r.id for r in records]):
-            self._x(
-                f"DELETE FROM record_keys WHERE type_id = ? AND record_id {test}", (rtype.id, *args)
-            )
+            self._x(f"DELETE FROM record_keys WHERE type_id = ? AND record_id {test}", (key, *args))
         self._update_rows(
             "UPDATE records SET name = ?, external_id = ?, owner = ?, data = ?, "
             "description = ?, attachments = ?, version = ?, updated_at = ?, updated_by = ? "
             "WHERE type_id = ? AND id = ?",
             [
-                (*self._record_values(r), self._bind_ts(r.updated_at), r.updated_by, rtype.id, r.id)
+                (*self._record_values(r), self._bind_ts(r.updated_at), r.updated_by, key, r.id)
                 for r in records
             ],
         )
         self._insert_keys(rtype, keys)
 
     def replace_key_rows(self, rtype: RecordType, key_name: str, rows: Sequence[KeyRow]) -> None:
-        self._x("DELETE FROM record_keys WHERE type_id = ? AND key_name = ?", (rtype.id, key_name))
+        self._x(
+            "DELETE FROM record_keys WHERE type_id = ? AND key_name = ?",
+            (self._type_key(rtype.id), key_name),
+        )
         try:
             # Not a race: the service rebuilds a changed unique key from the type's records,
             # so a clash means two of them share a value.
@@ -368,9 +369,7 @@ class SqlTx(JobsSql):
             raise UniqueClash(key_name) from exc
 
     def delete_records(self, rtype: RecordType, ids: Sequence[str]) -> None:
+        key = self._type_key(rtype.id)
         for test, args in self._in(ids):
-            self._x(f"DELETE FROM records WHERE type_id = ? AND id {test}", (rtype.id, *args))
-            self._x(
-                f"DELETE FROM record_keys WHERE type_id = ? AND record_id {test}",
-                (rtype.id, *args),
-            )
+            self._x(f"DELETE FROM records WHERE type_id = ? AND id {test}", (key, *args))
+            self._x(f"DELETE FROM record_keys WHERE type_id = ? AND record_id {test}", (key, *args))
