@@ -38,6 +38,7 @@ _TYPE_STATE = (
     "FROM record_types WHERE id = ?1"
 )
 _NEW_SQL: dict[tuple[int, int], str] = {}
+_NUMBERS_KEPT = 4096  # type numbers a reader's transaction keeps (then it starts over)
 
 
 def _runs(total: int) -> Iterator[tuple[int, int]]:
@@ -170,6 +171,8 @@ class SqliteTx(SqlTx):
         if number is None:
             number = type_number(self.conn, type_id)
             if number:  # not remembered when missing: the type may be committed later
+                if len(self._numbers) >= _NUMBERS_KEPT:
+                    self._numbers.clear()
                 self._numbers[type_id] = number
         return number
 
