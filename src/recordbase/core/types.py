@@ -149,6 +149,13 @@ class RecordType:
     def naming(self) -> Naming | None:
         return self.definition.naming
 
+    @property
+    def keyed(self) -> bool:
+        """Whether its records have key rows (a unique name or declared unique keys). Removing
+        a unique key deletes its rows and naming cannot change once records exist, so a type
+        that is not keyed has none: its writes need not look for them."""
+        return self.definition.naming is not None or bool(self.definition.unique_keys)
+
     def unique_key(self, name: str) -> KeySpec | None:
         return next((k for k in self.definition.unique_keys if k.name == name), None)
 

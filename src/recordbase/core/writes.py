@@ -122,14 +122,9 @@ class RecordMaker:
         )
 
 
-def keyed(rtype: RecordType) -> bool:
-    """Whether records of the type have key rows (a unique name or declared unique keys)."""
-    return rtype.naming is not None or bool(rtype.definition.unique_keys)
-
-
 def all_key_rows(rtype: RecordType, records: Sequence[Record]) -> list[KeyRow]:
     """The key rows of several records, in order."""
-    if not keyed(rtype):
+    if not rtype.keyed:
         return []
     return [row for r in records for row in key_rows(rtype, r)]
 
@@ -166,7 +161,7 @@ def check_batch_duplicates(rtype: RecordType, records: Sequence[Record]) -> None
     """Two records of one batch may not share an id, external id or unique key."""
     if len(records) < 2:  # one record's pairs never repeat (each key name appears once)
         return
-    has_keys = keyed(rtype)
+    has_keys = rtype.keyed
     if not has_keys:  # ids and external ids only: sets tell whether the loop below would raise
         externals = [r.external_id for r in records if r.external_id is not None]
         if len({r.id for r in records}) == len(records) and len(set(externals)) == len(externals):

@@ -343,8 +343,11 @@ class SqlTx(JobsSql):
         self, rtype: RecordType, records: Sequence[Record], keys: Sequence[KeyRow]
     ) -> None:
         key = self._type_key(rtype.id)
-        for test, args in self._in([r.id for r in records]):
-            self._x(f"DELETE FROM record_keys WHERE type_id = ? AND record_id {test}", (key, *args))
+        if rtype.keyed:  # a type without unique names or keys has no key rows
+            for test, args in self._in([r.id for r in records]):
+                self._x(
+                    f"DELETE FROM record_keys WHERE type_id = ? AND record_id {test}", (key, *args)
+                )
         self._update_rows(
             "UPDATE records SET name = ?, external_id = ?, owner = ?, data = ?, "
             "description = ?, attachments = ?, version = ?, updated_at = ?, updated_by = ? "
@@ -372,4 +375,7 @@ class SqlTx(JobsSql):
         key = self._type_key(rtype.id)
         for test, args in self._in(ids):
             self._x(f"DELETE FROM records WHERE type_id = ? AND id {test}", (key, *args))
-            self._x(f"DELETE FROM record_keys WHERE type_id = ? AND record_id {test}", (key, *args))
+            if rtype.keyed:
+                self._x(
+                    f"DELETE FROM record_keys WHERE type_id = ? AND record_id {test}", (key, *args)
+                )
