@@ -212,7 +212,13 @@ class RecordWrites(ServiceBase):
                 new_rows = [row for r in created for row in key_rows(rtype, r)]
                 upd_rows = [row for r in updated for row in key_rows(rtype, r)]
                 check_clashes(
-                    tx, rtype, created, new_rows, check_ids=_client_ids(items), at=created_at
+                    tx,
+                    rtype,
+                    created,
+                    new_rows,
+                    check_ids=_client_ids(items),
+                    at=created_at,
+                    externals_free=match.column == "external_id",
                 )
                 check_clashes(
                     tx, rtype, updated, upd_rows, check_ids=False, at=updated_at, before=before

@@ -188,13 +188,17 @@ def check_clashes(
     check_ids: bool,
     at: Sequence[int] | None = None,
     before: Mapping[str, Record] | None = None,
+    externals_free: bool = False,
 ) -> None:
     """Raise 409 when a stored record (other than the one written) holds one of the keys.
 
     `at`: each record's position in the request (default: its position in `records`), for
     the error's path. `before`: the stored versions of records being changed, by id; an
     external id a record keeps is its own (the unique index holds it), so it is not looked
-    up again (one query less per upsert that matched on it)."""
+    up again (one query less per upsert that matched on it). `externals_free`: the caller
+    looked these records' external ids up in this transaction and found them free (an upsert
+    on external_id creating them); a concurrent writer that takes one meanwhile makes the
+    insert fail on the unique index, and the store retries the write."""
 
     def position(record_id: str) -> int:  # only when raising
         i = next(i for i, r in enumerate(records) if r.id == record_id)
@@ -207,6 +211,7 @@ def check_clashes(
         r.external_id: r.id
         for r in records
         if r.external_id is not None
+        and not externals_free
         and (before is None or (old := before.get(r.id)) is None or old.external_id != r.external_id)
     }
     if externals:
