@@ -79,3 +79,35 @@ def test_the_analyzer_runs_only_after_writes(
     after = store.analyze_if_written(seen)
     assert after > seen
     assert last_analyze() is not None
+
+
+@pytest.mark.backend("postgresql")
+def test_one_external_id_is_sought_by_index_before_statistics_catch_up(
+    make_api: Callable[..., Api], settings: Settings
+) -> None:
+    """An upsert of one record looks its external id up with the store's own condition
+    (PgTx._in, PgTx._lock): planned with the estimate of an empty type, an array condition
+    was a filter that read the whole type's index entries; one value is an index search."""
+    api = make_api(settings.replace(pg_analyze_seconds=3600))  # the thread stays out of it
+    store: Any = api.service.store
+    api.make_type("big")  # as the bench's read set: many records, no external ids
+    for _ in range(20):
+        batch = [{"data": {}} for _ in range(1000)]
+        assert api.post(R.format("big"), json={"records": batch}).status_code == 201
+    assert store.analyze(force=True)
+    api.make_type("ups")
+    for b in range(30):
+        batch = [{"external_id": f"u{b}-{i}", "data": {}} for i in range(100)]
+        r = api.put(R.format("ups") + "?on=external_id", json={"records": batch})
+        assert r.status_code == 200, r.text
+
+    def plan(tx: Any) -> str:
+        type_id = tx.conn.execute("SELECT id FROM record_types WHERE key = 'ups'").fetchone()[0]
+        ((condition, args),) = tx._in(["u7-7"])
+        sql = f"EXPLAIN SELECT id FROM records WHERE type_id = ? AND external_id {condition}"
+        rows = tx.conn.execute((sql + tx._lock()).replace("?", "%s"), (type_id, *args))
+        return "\n".join(r[0] for r in rows)
+
+    found: str = api.client.portal.call(lambda: store.write(plan))  # type: ignore[union-attr]
+    sought = [line for line in found.splitlines() if "Index Cond" in line]
+    assert any("external_id" in line for line in sought), found

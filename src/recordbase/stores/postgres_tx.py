@@ -111,7 +111,13 @@ class PgTx(SqlTx):
         return pg_tsquery(text)
 
     def _in(self, values: Sequence[str]) -> Iterator[tuple[str, tuple[Any, ...]]]:
-        if values:
+        if len(values) == 1:
+            # One value as a plain equality. Planned with statistics from before a type had
+            # records (the type estimated at one row), `external_id = ANY(array)` was only a
+            # filter on the external-id index, which then read every entry of the type: 4 ms
+            # per upsert at 10,000 records instead of 0.02 ms (test_postgres_statistics.py).
+            yield "= ?", (values[0],)
+        elif values:
             yield "= ANY(?)", (list(values),)
 
     def _lock(self) -> str:
