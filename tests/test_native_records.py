@@ -361,3 +361,30 @@ def test_missing_required_member_points_at_it(api: Api) -> None:
             "message": '"email" is a required property',
         }
     ]
+
+
+@pytest.mark.backend("sqlite")  # the SQLite writer's statements
+def test_an_update_sets_only_the_optional_columns_that_change(contacts: Api) -> None:
+    """SQLite rewrites the index entries of every column an UPDATE names: an upsert of the
+    data alone leaves name, external id and owner out of its SET list."""
+    (made,) = create(contacts, {"external_id": "e1", "name": "Ann", "data": {"email": "a@x"}})
+    statements: list[str] = []
+    conn = contacts.app.state.service.store._writer.conn
+    conn.set_trace_callback(statements.append)
+    try:
+        same = {"external_id": "e1", "name": "Ann", "data": {"email": "b@x"}}
+        r = contacts.put(R + "?on=external_id", json={"records": [same]})
+        assert r.status_code == 200, r.text
+        renamed = contacts.patch(f"{R}/{made['id']}", json={"name": "Bea", "owner": "o1"})
+        assert renamed.status_code == 200, renamed.text
+    finally:
+        conn.set_trace_callback(None)
+    updates = [s for s in statements if s.startswith("UPDATE records")]
+    assert len(updates) == 2, updates
+    assert "name =" not in updates[0] and "owner =" not in updates[0], updates[0]
+    assert "external_id =" not in updates[0] and "data =" in updates[0], updates[0]
+    assert "name =" in updates[1] and "owner =" in updates[1], updates[1]
+    assert "external_id =" not in updates[1], updates[1]
+    shown = contacts.get(f"{R}/{made['id']}").json()
+    assert (shown["name"], shown["owner"], shown["external_id"]) == ("Bea", "o1", "e1")
+    assert shown["data"] == {"email": "b@x"}

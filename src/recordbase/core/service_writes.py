@@ -224,7 +224,7 @@ class RecordWrites(ServiceBase):
                     tx, rtype, updated, upd_rows, check_ids=False, at=updated_at, before=before
                 )
                 if updated:
-                    tx.update_records(rtype, updated, upd_rows)
+                    tx.update_records(rtype, updated, upd_rows, before=before)
                 if created:
                     tx.insert_records(rtype, created, new_rows)
                 return UpsertResult(out, [r.id for r in created], [r.id for r in updated])
@@ -335,7 +335,7 @@ class RecordWrites(ServiceBase):
                 _raise_invalid(errors)
                 rows = key_rows(rtype, new)
                 check_clashes(tx, rtype, [new], rows, check_ids=False, before={old.id: old})
-                tx.update_records(rtype, [new], rows)
+                tx.update_records(rtype, [new], rows, before={old.id: old})
                 return new
 
             return write
@@ -373,7 +373,7 @@ class RecordWrites(ServiceBase):
                 check_batch_duplicates(rtype, out)
                 rows = [row for r in out for row in key_rows(rtype, r)]
                 check_clashes(tx, rtype, out, rows, check_ids=False, before=found)
-                tx.update_records(rtype, out, rows)
+                tx.update_records(rtype, out, rows, before=found)
                 return out
 
             return write

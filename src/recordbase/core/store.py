@@ -9,7 +9,7 @@ Exceptions raised by the function roll its work back and travel to the caller un
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -84,7 +84,11 @@ class WriteTx(ReadTx, Protocol):
         self, rtype: RecordType, records: Sequence[Record], keys: Sequence[KeyRow]
     ) -> None: ...
     def update_records(
-        self, rtype: RecordType, records: Sequence[Record], keys: Sequence[KeyRow]
+        self,
+        rtype: RecordType,
+        records: Sequence[Record],
+        keys: Sequence[KeyRow],
+        before: Mapping[str, Record] | None = None,
     ) -> None: ...
     def delete_records(self, rtype: RecordType, ids: Sequence[str]) -> None: ...
     def replace_key_rows(

@@ -9,7 +9,7 @@ SQLite's message. Lists of values go in chunks below SQLite's bound-parameter li
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import chain
 from typing import Any
@@ -361,9 +361,13 @@ class SqliteTx(SqlTx):
             self.conn.execute(sql, list(chain.from_iterable(rows[start : start + n])))
 
     def update_records(
-        self, rtype: RecordType, records: Sequence[Record], keys: Sequence[KeyRow]
+        self,
+        rtype: RecordType,
+        records: Sequence[Record],
+        keys: Sequence[KeyRow],
+        before: Mapping[str, Record] | None = None,
     ) -> None:
-        super().update_records(rtype, records, keys)
+        super().update_records(rtype, records, keys, before)
         if self._searched(rtype.id):
             ids = [r.id for r in records]
             sqlite_search.remove(self.conn, rtype.id, ids)
