@@ -31,15 +31,16 @@ def _lookup_plan(api: Api, type_key: str, external_id: str) -> str:
     return plan
 
 
-@pytest.mark.backend("postgresql")
-def test_a_type_filled_after_the_last_analyze_gets_its_own_estimate(
-    make_api: Callable[..., Api], settings: Settings
-) -> None:
-    api = make_api(settings.replace(pg_analyze_seconds=3600))  # the thread stays out of it
+def _analyzed_then_upserted(api: Api, *, size: int, external: bool) -> Any:
+    """Type `big` (20 batches of `size`, with external ids or not), statistics taken, then
+    type `ups` filled by 3,000 upserts the statistics do not know; returns the store."""
     store: Any = api.service.store
     api.make_type("big")
     for b in range(20):
-        batch = [{"external_id": f"b{b}-{i}", "data": {}} for i in range(100)]
+        batch = [
+            {"external_id": f"b{b}-{i}", "data": {}} if external else {"data": {}}
+            for i in range(size)
+        ]
         assert api.post(R.format("big"), json={"records": batch}).status_code == 201
     assert store.analyze(force=True)
     api.make_type("ups")
@@ -47,6 +48,15 @@ def test_a_type_filled_after_the_last_analyze_gets_its_own_estimate(
         batch = [{"external_id": f"u{b}-{i}", "data": {}} for i in range(100)]
         r = api.put(R.format("ups") + "?on=external_id", json={"records": batch})
         assert r.status_code == 200, r.text
+    return store
+
+
+@pytest.mark.backend("postgresql")
+def test_a_type_filled_after_the_last_analyze_gets_its_own_estimate(
+    make_api: Callable[..., Api], settings: Settings
+) -> None:
+    api = make_api(settings.replace(pg_analyze_seconds=3600))  # the thread stays out of it
+    store = _analyzed_then_upserted(api, size=100, external=True)
     stale = _lookup_plan(api, "ups", "u7-7")
     assert "records_external_id" not in stale  # the estimate of an empty type
     assert not store.analyze()  # analyzed within the window: another run would be wasted
@@ -89,17 +99,8 @@ def test_one_external_id_is_sought_by_index_before_statistics_catch_up(
     (PgTx._in, PgTx._lock): planned with the estimate of an empty type, an array condition
     was a filter that read the whole type's index entries; one value is an index search."""
     api = make_api(settings.replace(pg_analyze_seconds=3600))  # the thread stays out of it
-    store: Any = api.service.store
-    api.make_type("big")  # as the bench's read set: many records, no external ids
-    for _ in range(20):
-        batch = [{"data": {}} for _ in range(1000)]
-        assert api.post(R.format("big"), json={"records": batch}).status_code == 201
-    assert store.analyze(force=True)
-    api.make_type("ups")
-    for b in range(30):
-        batch = [{"external_id": f"u{b}-{i}", "data": {}} for i in range(100)]
-        r = api.put(R.format("ups") + "?on=external_id", json={"records": batch})
-        assert r.status_code == 200, r.text
+    # as the bench's read set: many records, no external ids
+    store = _analyzed_then_upserted(api, size=1000, external=False)
 
     def plan(tx: Any) -> str:
         type_id = tx.conn.execute("SELECT id FROM record_types WHERE key = 'ups'").fetchone()[0]
