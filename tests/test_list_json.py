@@ -274,3 +274,24 @@ def test_a_create_answers_the_records_as_reading_them_does(contacts: Api, db_url
     if db_url.startswith("sqlite"):
         # jsonb keeps its own key order; SQLite keeps the text the create answered
         assert r.content == b'{"records":[' + b",".join(read) + b"]}"
+
+
+def test_an_upsert_answers_the_records_as_reading_them_does(contacts: Api, db_url: str) -> None:
+    """The upsert's answer is written from the records it made (records_json), created and
+    updated alike, and says which were which."""
+    stored = contacts.post(R, json={"records": [{"external_id": "u1", "data": {"email": "a"}}]})
+    assert stored.status_code == 201, stored.text
+    batch = [
+        {"external_id": "u1", "data": {"age": 5}, "name": "kept"},
+        {"external_id": "u2", "data": {"email": "b", "tags": ["x"]}, "owner": "o"},
+    ]
+    r = contacts.put(R + "?on=external_id", json={"records": batch})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ids = [rec["id"] for rec in body["records"]]
+    assert body["updated"] == ids[:1] and body["created"] == ids[1:]
+    assert body["records"][0]["version"] == 2 and body["records"][0]["data"] == {"age": 5}
+    read = [contacts.get(f"{R}/{rid}").content for rid in ids]
+    assert body["records"] == [orjson.loads(text) for text in read]
+    if db_url.startswith("sqlite"):
+        assert r.content.startswith(b'{"records":[' + b",".join(read) + b"]")
