@@ -1,17 +1,18 @@
 """Declared indexes of record types as real SQLite expression indexes.
 
 A type's `indexes` (one path or several) become `CREATE INDEX ... ON records (type_id,
-<expression>..., id) WHERE type_id = <number>` (the type's `record_types.no`), where each expression is exactly the text the
-query compiler reads the path with (`Compiler.expression`), so the planner matches filters
-and sorts on it; the trailing `id` serves the sort's tie-break. The index is partial, as on
-PostgreSQL (pg_indexes.py): over the whole table, every write of every type computed and
-inserted every other type's entries (each one a `json_extract` of the record and an index
-entry, for nothing). List queries name the type's number as a literal (`SqliteTx._type_is`),
-which is what lets SQLite's planner use a partial index. Index names carry the type id and a digest of the
-expressions and the predicate, so changing an index's fields (or a field's kind) replaces
-it; indexes made before they were partial (`(type_id, <expression>..., id)` over the whole
-table, no WHERE) are replaced when the store opens (`upgrade_indexes`). Runs inside the
-writer's transaction: SQLite DDL is transactional.
+<expression>..., id) WHERE type_id = <number>` (the type's `record_types.no`), where each
+expression is exactly the text the query compiler reads the path with
+(`Compiler.expression`), so the planner matches filters and sorts on it; the trailing `id`
+serves the sort's tie-break. The index is partial, as on PostgreSQL (pg_indexes.py): over
+the whole table, every write of every type computed and inserted every other type's entries
+(each one a `json_extract` of the record and an index entry, for nothing). List queries name
+the type's number as a literal (`SqliteTx._type_is`), which is what lets SQLite's planner
+use a partial index. Index names carry the type id and a digest of the expressions and the
+predicate, so changing an index's fields (or a field's kind) replaces it; indexes made
+before they were partial (`(type_id, <expression>..., id)` over the whole table, no WHERE),
+and those migration 0009 dropped with the old table, are made when the store opens
+(`upgrade_indexes`). Runs inside the writer's transaction: SQLite DDL is transactional.
 """
 
 from __future__ import annotations

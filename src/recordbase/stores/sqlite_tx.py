@@ -1,9 +1,10 @@
 """ReadTx / WriteTx over one SQLite connection: the SQLite side of tx_sql.py's hooks.
 
 Records and key rows name their type by its number (`record_types.no`, migration 0009), which
-`_type_key` finds from the type's id. Timestamps and JSON are bound as text. One writer thread means no write races, so constraint
-errors come only from the data itself; `_clash` names the constraint that fired from
-SQLite's message. Lists of values go in chunks below SQLite's bound-parameter limit.
+`_type_key` finds from the type's id. Timestamps and JSON are bound as text. One writer
+thread means no write races, so constraint errors come only from the data itself; `_clash`
+names the constraint that fired from SQLite's message. Lists of values go in chunks below
+SQLite's bound-parameter limit.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ def _runs(total: int) -> Iterator[tuple[int, int]]:
 
 def _new_statement(mask: int, n: int) -> str:
     """The INSERT of `n` new records for SqliteTx._insert_created: ?1 type number, ?2 time,
-    ?3 author;
-    per row the id, then name / external id / owner (bits 1, 2, 4 of `mask`), the data, then
-    description / attachments (bits 8, 16); an unset optional column is its literal."""
+    ?3 author; per row the id, then name / external id / owner (bits 1, 2, 4 of `mask`), the
+    data, then description / attachments (bits 8, 16); an unset optional column is its
+    literal."""
     at = 4
     rows = []
     for _ in range(n):
