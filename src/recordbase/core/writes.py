@@ -209,9 +209,8 @@ def check_clashes(
             raise _clash_error(rtype, "__id", found.id, found.id, None, position(found.id))
     externals = {
         r.external_id: r.id
-        for r in records
+        for r in ([] if externals_free else records)
         if r.external_id is not None
-        and not externals_free
         and (before is None or (old := before.get(r.id)) is None or old.external_id != r.external_id)
     }
     if externals:

@@ -150,7 +150,7 @@ class Side:
             if not got:
                 return
             yield [list(r) for r in got]
-            after = list(got[-1][len(t.columns) :])
+            after = _position(t, list(got[-1]))
 
     def write(self, t: Table, rows: list[list[Any]], position: list[Any]) -> None:
         cols = ", ".join(t.columns)
@@ -256,6 +256,7 @@ def copy_deployment(
 
 
 def _position(t: Table, row: list[Any]) -> list[Any]:
+    """Where the next chunk starts: the order columns `Side.rows` puts after the copied ones."""
     return row[len(t.columns) :]
 
 
