@@ -45,7 +45,7 @@ def test_serve_app_raises_the_threshold_and_freezes_what_started(tmp_path: Path)
     got = _run(tmp_path, "serve")
     before, after = got["before"], got["after"]
     assert isinstance(before, list) and isinstance(after, list)
-    assert after == [10_000, before[1], before[2]]
+    assert after == [50_000, before[1], before[2]]
     assert isinstance(got["frozen"], int) and got["frozen"] > 1000
 
 

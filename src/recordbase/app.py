@@ -146,7 +146,9 @@ def tune_collector(threshold: int) -> None:
     collections, the full ones up to 24 ms each, which were most of the p99 latency
     (docs/performance.md). Objects alive at start (modules, routes, caches) are frozen out
     of the walks, and the first generation waits for `threshold` objects; cycles are still
-    collected.
+    collected. The default, 50,000, is above the ~30,000 containers that 32 in-flight
+    100-record batches hold alive: at 10,000 each young collection walked and promoted them
+    (~5 ms, a fifth of the event loop's time on batches).
     """
     gc.collect()
     gc.freeze()

@@ -75,7 +75,7 @@ class Settings:
         "worker at a time) at most this often while writes come in; 0 leaves it to autovacuum.",
     )
     gc_threshold: int = _setting(
-        10_000,
+        50_000,
         "First-generation threshold of Python's cyclic garbage collector in `recordbase serve` "
         "workers (Python's default: 700); the objects alive once the worker has started are "
         "also frozen out of the collector's walks. 0 leaves the collector as Python sets it.",
