@@ -20,6 +20,7 @@ from recordbase.core.records import (
     record_from_json,
     record_json,
 )
+from recordbase.core.store import JSON_ROW_SEP, JsonRows
 from recordbase.web.http import JSON_OPTIONS, dumps
 from tests.conftest import Api, FakeClock
 
@@ -208,10 +209,24 @@ def test_record_texts_round_trip(contacts: Api) -> None:
     assert listed[0]["created_at"] == "2026-01-02T03:04:05Z"
     assert any(r["updated_at"] == "2026-01-03T00:00:00Z" for r in listed)
     if contacts.service.store.dialect == "sqlite":
-        assert texts == [record_json(r) for r in records.records]
-        assert [record_from_json(t) for t in texts] == records.records
+        assert texts.count == len(records.records)
+        parts = texts.text.split(JSON_ROW_SEP)
+        assert [t.decode() for t in parts] == [record_json(r) for r in records.records]
+        assert [record_from_json(t) for t in parts] == records.records
     else:
         assert texts is None
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 4, 6])
+def test_json_rows_head_cuts_the_page_and_names_its_last_record(count: int) -> None:
+    """`JsonRows.head(n)`: the first n records as a JSON array, and the n-th record's text
+    when more follow (where the cursor starts); non-ASCII text passes through as UTF-8."""
+    texts = [orjson.dumps({"i": i, "name": f"n\u00e9{i}", "s": "a,b"}) for i in range(count)]
+    rows = JsonRows(JSON_ROW_SEP.join(texts), count)
+    for n in (1, 2, 3):
+        array, last = rows.head(n)
+        assert orjson.loads(array) == [orjson.loads(t) for t in texts[:n]]
+        assert last == (texts[n - 1] if count > n else None)
 
 
 def test_output_options_match_the_web_layer() -> None:

@@ -26,7 +26,7 @@ from recordbase.core.query import Filter, Page, Query, SortKey, stable_sort
 from recordbase.core.records import OUTPUT_JSON_OPTIONS, Principal, Record, record_from_json
 from recordbase.core.service_access import KeysAndTypes
 from recordbase.core.service_writes import RecordWrites, UpsertResult
-from recordbase.core.store import ReadTx
+from recordbase.core.store import JsonRows, ReadTx
 from recordbase.core.types import RecordType
 from recordbase.core.writes import (
     value_at,
@@ -147,7 +147,7 @@ class RecordService(KeysAndTypes, RecordWrites):
         plan = await self._list_plan(p, type_key, query, cursor)
         rtype, q = plan.rtype, plan.query
 
-        def read(tx: ReadTx) -> tuple[list[str] | None, list[Record], int | None]:
+        def read(tx: ReadTx) -> tuple[JsonRows | None, list[Record], int | None]:
             texts = tx.list_records_json(rtype, q)
             records = tx.list_records(rtype, q) if texts is None else []
             total = tx.count_records(rtype, q.filter, q.text) if q.count else None
@@ -155,8 +155,8 @@ class RecordService(KeysAndTypes, RecordWrites):
 
         texts, records, total = await self.store.read(read)
         if texts is not None:
-            texts, next_cursor = plan.trim(texts, record_from_json)
-            array = ("[" + ",".join(texts) + "]").encode()
+            array, last = texts.head(plan.page_size)
+            next_cursor = None if last is None else plan.cursor_after(record_from_json(last))
         else:
             records, next_cursor = plan.trim(records, _same)
             array = orjson.dumps([r.as_dict() for r in records], option=OUTPUT_JSON_OPTIONS)

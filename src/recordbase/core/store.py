@@ -26,6 +26,41 @@ T = TypeVar("T")
 KeyRow = tuple[str, str, str]
 
 
+# Between two records' texts in a JsonRows: U+001E never occurs in JSON text (control
+# characters are escaped there) nor inside a multi-byte UTF-8 sequence.
+JSON_ROW_SEP = b"\x1e"
+
+
+class JsonRows:
+    """Records' output JSON texts as the database printed them, in order, joined by
+    JSON_ROW_SEP into one UTF-8 byte string, with their count.
+
+    A page is cut out with `head` without a Python object per record: splitting a 50 KB page
+    of 101 records on a one-character separator walks it character by character in Python
+    (~30 µs per page, more than the rest of the page's Python put together); `rfind` and
+    `replace` go through the bytes in C.
+    """
+
+    __slots__ = ("count", "text")
+
+    def __init__(self, text: bytes, count: int) -> None:
+        self.text = text
+        self.count = count
+
+    def head(self, n: int) -> tuple[bytes, bytes | None]:
+        """The first `n` records as one JSON array, and the text of the n-th record when
+        more records follow it (where the next page's cursor starts), else None."""
+        text, count = self.text, self.count
+        if count <= n:
+            return b"[" + text.replace(JSON_ROW_SEP, b",") + b"]", None
+        cut = len(text)
+        for _ in range(count - n):
+            cut = text.rfind(JSON_ROW_SEP, 0, cut)
+        page = text[:cut]
+        last = page[page.rfind(JSON_ROW_SEP) + 1 :]
+        return b"[" + page.replace(JSON_ROW_SEP, b",") + b"]", last
+
+
 class UniqueClash(Exception):
     """Raised by a store when a unique constraint fires (e.g. a concurrent writer won)."""
 
@@ -53,7 +88,7 @@ class ReadTx(Protocol):
         self, rtype: RecordType, key_name: str, values: Sequence[str]
     ) -> dict[str, str]: ...
     def list_records(self, rtype: RecordType, query: Query) -> list[Record]: ...
-    def list_records_json(self, rtype: RecordType, query: Query) -> list[str] | None:
+    def list_records_json(self, rtype: RecordType, query: Query) -> JsonRows | None:
         """`list_records` as each record's output JSON text (`records.record_json`), made by
         the database; None when this store does not (then use `list_records`)."""
         ...

@@ -20,7 +20,7 @@ import orjson
 from recordbase.core.clock import utc_text
 from recordbase.core.query import Query
 from recordbase.core.records import Record
-from recordbase.core.store import KeyRow, UniqueClash
+from recordbase.core.store import JsonRows, KeyRow, UniqueClash
 from recordbase.core.types import RecordType
 from recordbase.stores import sqlite_search
 from recordbase.stores.common import RECORD_COLUMNS, record_from_row, ts
@@ -225,18 +225,20 @@ class SqliteTx(SqlTx):
             )
         return rows
 
-    def list_records_json(self, rtype: RecordType, query: Query) -> list[str]:
+    def list_records_json(self, rtype: RecordType, query: Query) -> JsonRows:
         sql, params = self._select(rtype, query, count=False, columns=RECORD_JSON + " AS j")
         key = orjson.dumps(rtype.key).decode()
         # The whole page in one row: Python's sqlite3 lets go of the GIL around every step, so
         # a page read row by row hands the GIL to the event loop and waits for it back once
         # per record (~75 futex calls per page of 100). The aggregate reads the subquery's
         # rows in its ORDER BY order (SQLite cannot flatten a LIMITed subquery into an
-        # aggregate); U+001E never occurs in JSON text (control characters are escaped).
-        row = self.conn.execute(
-            f"SELECT group_concat(j, char(30)) FROM ({sql})", [key, *params]
+        # aggregate). As a BLOB it arrives as the UTF-8 bytes the answer is made of, with no
+        # decoding to str and encoding back (JsonRows).
+        text, count = self.conn.execute(
+            f"SELECT CAST(group_concat(j, char(30)) AS BLOB), count(*) FROM ({sql})",
+            [key, *params],
         ).fetchone()
-        return row[0].split("\x1e") if row[0] else []
+        return JsonRows(text or b"", count)
 
     def _text_query(self, text: str) -> str | None:
         return fts_query(text)

@@ -29,7 +29,7 @@ import orjson
 
 from recordbase.core.query import Filter, Query
 from recordbase.core.records import ApiKey, Project, Record
-from recordbase.core.store import KeyRow, UniqueClash
+from recordbase.core.store import JsonRows, KeyRow, UniqueClash
 from recordbase.core.types import RecordType
 from recordbase.stores.common import (
     KEY_COLUMNS,
@@ -330,7 +330,7 @@ class SqlTx(JobsSql):
         sql, params = self._select(rtype, query, count=False)
         return [record_from_row(rtype.key, r) for r in self.conn.execute(sql, params)]
 
-    def list_records_json(self, rtype: RecordType, query: Query) -> list[str] | None:
+    def list_records_json(self, rtype: RecordType, query: Query) -> JsonRows | None:
         return None  # SQLite prints them in SQL (sqlite_tx.py); PostgreSQL uses Records
 
     def count_records(self, rtype: RecordType, filter: Filter | None, text: str | None) -> int:
