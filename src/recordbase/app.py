@@ -148,7 +148,7 @@ def tune_collector(threshold: int) -> None:
     of the walks, and the first generation waits for `threshold` objects; cycles are still
     collected. The default, 50,000, is above the ~30,000 containers that 32 in-flight
     100-record batches hold alive: at 10,000 each young collection walked and promoted them
-    (~5 ms, a fifth of the event loop's time on batches).
+    (~3 ms each, a fifth of the event loop's CPU per batch; docs/performance.md, round 9).
     """
     gc.collect()
     gc.freeze()

@@ -20,7 +20,7 @@ import orjson
 from recordbase.core.clock import utc_text
 from recordbase.core.query import Query
 from recordbase.core.records import Record
-from recordbase.core.store import JsonRows, KeyRow, UniqueClash
+from recordbase.core.store import JSON_ROW_SEP, JsonRows, KeyRow, UniqueClash
 from recordbase.core.types import RecordType
 from recordbase.stores import sqlite_search
 from recordbase.stores.common import RECORD_COLUMNS, record_from_row, ts
@@ -235,7 +235,7 @@ class SqliteTx(SqlTx):
         # aggregate). As a BLOB it arrives as the UTF-8 bytes the answer is made of, with no
         # decoding to str and encoding back (JsonRows).
         text, count = self.conn.execute(
-            f"SELECT CAST(group_concat(j, char(30)) AS BLOB), count(*) FROM ({sql})",
+            f"SELECT CAST(group_concat(j, char({JSON_ROW_SEP[0]})) AS BLOB), count(*) FROM ({sql})",
             [key, *params],
         ).fetchone()
         return JsonRows(text or b"", count)
