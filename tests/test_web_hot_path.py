@@ -139,7 +139,8 @@ def test_the_added_headers_are_the_ones_mutable_headers_added() -> None:
         for name, value in extra.items():
             if name not in headers:
                 headers[name] = value
-        assert with_headers(raw, extra) == message["headers"]
+        encoded = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+        assert with_headers(list(raw), encoded) == message["headers"]
 
 
 @pytest.mark.parametrize("status", [200, 201, 202, 204, 304, 400, 100])

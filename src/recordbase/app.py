@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -125,6 +126,7 @@ def create_app(
             Exception: _unexpected_error,
         },
     )
+    inner.state = AppState()
     inner.state.settings = settings
     inner.state.service = service
     inner.state.limiter = limiter
@@ -163,6 +165,22 @@ def _default_limiter(settings: Settings) -> Limiter:
 
         return RedisLimiter.from_url(settings.redis_url)
     return MemoryLimiter()
+
+
+class AppState(State):
+    """Starlette's app State whose entries are also plain attributes.
+
+    Every request reads `settings`, `service` and `limiter` from it; State answers those from
+    `__getattr__`, after the normal look-up has failed (~0.5 µs each, several per request).
+    """
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        super().__setattr__(key, value)
+        object.__setattr__(self, key, value)
+
+    def __delattr__(self, key: str) -> None:
+        super().__delattr__(key)
+        object.__delattr__(self, key)
 
 
 class _Outer:

@@ -58,6 +58,20 @@ class JSONResponse(Response):
 class JSONBytesResponse(JSONResponse):
     """A JSON body already rendered to bytes (records_json, a page the store printed)."""
 
+    def __init__(self, content: bytes, status_code: int = 200, **kwargs: Any) -> None:
+        plain = self.media_type == "application/json" and 200 <= status_code < 600
+        if kwargs or not plain or status_code in (204, 304):
+            super().__init__(content, status_code, **kwargs)
+            return
+        # Response.__init__ for the plain case (no headers, media type or background).
+        self.status_code = status_code
+        self.background = None
+        self.body = content
+        self.raw_headers = [
+            (b"content-length", b"%d" % len(content)),
+            (b"content-type", b"application/json"),
+        ]
+
     def render(self, content: Any) -> bytes:
         body: bytes = content
         return body
@@ -71,21 +85,39 @@ class RequestHeaders(Headers):
     """
 
     def __init__(self, scope: Scope) -> None:
-        super().__init__(scope=scope)
-        self._first: dict[bytes, bytes] = dict(reversed(self._list))
+        # Headers(scope=scope) without its argument checks: the same list, kept in the scope.
+        raw = scope["headers"]
+        if type(raw) is not list:
+            raw = scope["headers"] = list(raw)
+        self._list = raw
+        self._first: dict[bytes, bytes] = dict(reversed(raw))
 
     def __getitem__(self, key: str) -> str:
-        value = self._first.get(key.lower().encode("latin-1"))
+        value = self._first.get(_name(key))
         if value is None:
             raise KeyError(key)
         return value.decode("latin-1")
 
     def __contains__(self, key: Any) -> bool:
-        return isinstance(key, str) and key.lower().encode("latin-1") in self._first
+        return isinstance(key, str) and _name(key) in self._first
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = self._first.get(key.lower().encode("latin-1"))
+        value = self._first.get(_name(key))
         return default if value is None else value.decode("latin-1")
+
+
+# Header names looked up (in any case) -> their lowercase latin-1 bytes; the app asks for a
+# few fixed names, so lowering and encoding each lookup again was wasted work.
+_NAMES: dict[str, bytes] = {}
+
+
+def _name(key: str) -> bytes:
+    name = _NAMES.get(key)
+    if name is None:
+        name = key.lower().encode("latin-1")
+        if len(_NAMES) < 256:
+            _NAMES[key] = name
+    return name
 
 
 _NO_PARAMS = QueryParams("")

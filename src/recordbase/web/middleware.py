@@ -9,7 +9,7 @@ exception, as a 500 that leaks nothing) in the face's own error shape.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,19 +87,13 @@ class Pipeline:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["face"] = face
-        extra_headers: dict[str, str] = {"X-Request-Id": request_id}
-        started = False
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message["headers"] = with_headers(message["headers"], extra_headers)
-            await send(message)
+        # Our headers on every answer, encoded once: the request id, then the face's limits.
+        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode("latin-1"))]
+        started: list[bool] = []  # not empty once the answer's head went out
 
         try:
-            if path not in face.public_paths and not _is_public(path):
-                await self._admit(scope, face, state, extra_headers, headers)
+            if path not in face.public_paths and path not in PUBLIC:
+                await self._admit(scope, face, state, extra, headers)
             key = idempotency_key(scope, headers)
             direct = self.direct
             if key is not None and "principal" in state:
@@ -107,7 +101,7 @@ class Pipeline:
                     self.app,
                     scope,
                     receive,
-                    send_with_headers,
+                    _sending_with(send, extra, started),
                     self._service(scope),
                     state["principal"],
                     key,
@@ -115,28 +109,29 @@ class Pipeline:
             elif direct is not None and (found := direct.endpoint_for(scope)) is not None:
                 response = await direct.respond(found, scope, receive, send, headers)
                 if type(response).__call__ is not Response.__call__:
-                    await response(scope, receive, send_with_headers)
+                    await response(scope, receive, _sending_with(send, extra, started))
                     return
-                # Response.__call__ for http, with our headers added as send_with_headers does.
-                started = True
+                # Response.__call__ for http, with our headers added as _sending_with does.
+                started.append(True)
                 await send(
                     {
                         "type": "http.response.start",
                         "status": response.status_code,
-                        "headers": with_headers(response.raw_headers, extra_headers),
+                        "headers": with_headers(response.raw_headers, extra),
                     }
                 )
                 await send({"type": "http.response.body", "body": response.body})
                 if response.background is not None:
                     await response.background()
             else:
-                await self.app(scope, receive, send_with_headers)
+                await self.app(scope, receive, _sending_with(send, extra, started))
         except Exception as exc:
             if started:
                 raise
             error = exc if isinstance(exc, RecordbaseError) else _internal(exc, path)
             response = face.render_error(error, Request(scope))
-            for name, value in {**error.headers, **extra_headers}.items():
+            ours = {name.decode("latin-1"): value.decode("latin-1") for name, value in extra}
+            for name, value in {**error.headers, **ours}.items():
                 response.headers.setdefault(name, value)
             await response(scope, receive, send)
 
@@ -145,7 +140,7 @@ class Pipeline:
         scope: Scope,
         face: Face,
         state: dict[str, Any],
-        extra: dict[str, str],
+        extra: list[tuple[bytes, bytes]],
         headers: Headers,
     ) -> None:
         app_state = self._state(scope)
@@ -165,7 +160,7 @@ class Pipeline:
             if not settings.ratelimit_fail_open:
                 raise Unavailable("The rate limiter is unavailable; try again shortly.") from exc
             return
-        extra.update(face.limit_headers(decision))
+        extra += [(_header_name(k), v.encode("latin-1")) for k, v in face.limit_headers(decision).items()]
         if not decision.allowed:
             raise RateLimited(
                 f"Too many requests for this key; retry in {decision.retry_after} s.",
@@ -186,29 +181,42 @@ class Pipeline:
 _HEADER_NAMES: dict[str, bytes] = {}
 
 
+def _header_name(name: str) -> bytes:
+    """`name` as ASGI carries it (lowercase latin-1 bytes), remembered for the usual few."""
+    key = _HEADER_NAMES.get(name)
+    if key is None:
+        key = name.lower().encode("latin-1")
+        if len(_HEADER_NAMES) < 256:
+            _HEADER_NAMES[name] = key
+    return key
+
+
 def with_headers(
-    raw: Iterable[tuple[bytes, bytes]], extra: dict[str, str]
+    raw: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]
 ) -> list[tuple[bytes, bytes]]:
-    """A copy of `raw` plus each header of `extra` it lacks, as MutableHeaders would add it."""
+    """`raw` plus each header of `extra` (encoded) it lacks, as MutableHeaders would add it."""
+    present = {name for name, _ in raw}
     out = list(raw)
-    present = {name for name, _ in out}
-    for name, value in extra.items():
-        key = _HEADER_NAMES.get(name)
-        if key is None:
-            key = name.lower().encode("latin-1")
-            if len(_HEADER_NAMES) < 256:
-                _HEADER_NAMES[name] = key
-        if key not in present:
-            present.add(key)
-            out.append((key, value.encode("latin-1")))
+    for pair in extra:
+        if pair[0] not in present:
+            present.add(pair[0])
+            out.append(pair)
     return out
 
 
+def _sending_with(send: Send, extra: list[tuple[bytes, bytes]], started: list[bool]) -> Send:
+    """`send` with our headers added to the answer's head; `started` marks that it went."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            started.append(True)
+            message["headers"] = with_headers(list(message["headers"]), extra)
+        await send(message)
+
+    return sending
+
+
 PUBLIC = ("/v1/openapi.json", "/docs", "/healthz", "/favicon.ico")
-
-
-def _is_public(path: str) -> bool:
-    return path in PUBLIC
 
 
 def _internal(exc: Exception, path: str) -> RecordbaseError:
