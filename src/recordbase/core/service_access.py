@@ -46,7 +46,8 @@ class KeysAndTypes(ServiceBase):
     async def authenticate(self, secret: str | None) -> Principal:
         if not secret:
             raise Unauthenticated("No API key: send Authorization: Bearer <key>.")
-        await self._sync()
+        if self._stale():  # not awaiting _sync when it would return at once
+            await self._sync()
         digest = hash_secret(secret)
         keys = self._keys
         if digest in keys:
@@ -84,10 +85,10 @@ class KeysAndTypes(ServiceBase):
         return principal
 
     def _touch(self, key_id: str, now: datetime) -> None:
-        last = self._touched.get(key_id)
-        if last is not None and (now - last).total_seconds() < self.settings.key_touch_seconds:
+        due = self._touched.get(key_id)  # when this key's last-used time may be written again
+        if due is not None and now < due:
             return
-        self._touched[key_id] = now
+        self._touched[key_id] = now + timedelta(seconds=self.settings.key_touch_seconds)
         self._spawn(self.store.write(lambda tx: tx.touch_keys([(key_id, now)])))
 
     async def create_key(

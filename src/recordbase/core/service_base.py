@@ -67,7 +67,7 @@ class ServiceBase:
         self._keys: dict[str, ApiKey | None] = {}
         self._principals: dict[str, tuple[ApiKey, Principal]] = {}  # by digest, see authenticate
         self._types: dict[tuple[str, str], RecordType] = {}
-        self._touched: dict[str, datetime] = {}
+        self._touched: dict[str, datetime] = {}  # key id -> next last-used write (_touch)
         self._cursor_secret = b""
         self._tasks: set[asyncio.Task[Any]] = set()
         # The runner applies items through the whole service (this object, once assembled).
@@ -92,6 +92,13 @@ class ServiceBase:
         await self.jobs.stop()
         await self.settle()
         await self.store.close()
+
+    def _stale(self) -> bool:
+        """Whether the caches must be checked against the store's epoch (`_sync`) first."""
+        return (
+            self._epoch_bumps != _LOCAL_BUMPS[0]
+            or time.monotonic() - self._epoch_read_at >= EPOCH_WINDOW
+        )
 
     async def _sync(self) -> None:
         now = time.monotonic()
@@ -126,6 +133,13 @@ class ServiceBase:
         task.add_done_callback(self._tasks.discard)
 
     # the type cache ------------------------------------------------------------------------
+
+    def cached_type(self, p: Principal, key: str) -> RecordType | None:
+        """The type from the cache when the cache is known fresh, without awaiting anything
+        (a hit answers as `type_for` would; None: ask `type_for`)."""
+        if self._stale():
+            return None
+        return self._types.get((p.project_id, key))
 
     async def type_for(self, p: Principal, key: str) -> RecordType:
         await self._sync()

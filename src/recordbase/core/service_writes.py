@@ -64,7 +64,7 @@ class RecordWrites(ServiceBase):
         """Run a record write; if the type changed underneath, reload it and retry once."""
         after = AFTER_WRITE.get()  # set by the job runner (core/job_runner.py) only
         for attempt in (0, 1):
-            rtype = await self.type_for(p, type_key)
+            rtype = self.cached_type(p, type_key) or await self.type_for(p, type_key)
             fn = make(rtype)
 
             def guarded(tx: WriteTx, rtype: RecordType = rtype, fn: Any = fn) -> T:

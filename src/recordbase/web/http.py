@@ -146,7 +146,8 @@ async def read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The body is {declared} bytes; the limit is {limit}.")
-    if hasattr(request, "_body") or request._stream_consumed:
+    # `_body` in the instance dict: hasattr on a missing attribute raises and catches inside.
+    if "_body" in request.__dict__ or request._stream_consumed:
         return await _read_stream(request, limit)  # read before: as Starlette answers
     # Request.stream() without its async generator: the same messages, flags and errors.
     receive = request.receive
