@@ -25,6 +25,7 @@ from recordbase.core.types import RecordType
 from recordbase.stores import sqlite_search
 from recordbase.stores.common import RECORD_COLUMNS, record_from_row, ts
 from recordbase.stores.sql import SQLITE, fts_query
+from recordbase.stores.sqlite_held import HeldInserts, HoldingConnection
 from recordbase.stores.sqlite_indexes import drop_indexes, explain, sync_indexes, type_number
 from recordbase.stores.tx_sql import INSERT_KEY, INSERT_RECORD, KEY_ROW, RECORD_ROW, SqlTx
 
@@ -57,8 +58,16 @@ def _new_statement(mask: int, n: int) -> str:
     """The INSERT of `n` new records for SqliteTx._insert_created: ?1 type number, ?2 time,
     ?3 author; per row the id, then name / external id / owner (bits 1, 2, 4 of `mask`), the
     data, then description / attachments (bits 8, 16); an unset optional column is its
-    literal."""
-    at = 4
+    literal. With bit 32 (held rows of several writes, sqlite_held.py) each row ends with its
+    own time and author instead of ?2 and ?3."""
+    sql = _NEW_SQL.get((mask, n))
+    if sql is None:
+        sql = _NEW_SQL[(mask, n)] = _build_new_statement(mask, n)
+    return sql
+
+
+def _build_new_statement(mask: int, n: int) -> str:
+    at = 2 if mask & 32 else 4
     rows = []
     for _ in range(n):
         cells = [f"?{at}"]
@@ -77,7 +86,12 @@ def _new_statement(mask: int, n: int) -> str:
                 at += 1
             else:
                 cells.append(empty)
-        rows.append(f"(?1, {', '.join(cells)}, 1, ?2, ?2, ?3, ?3)")
+        if mask & 32:
+            cells.append(f"1, ?{at}, ?{at}, ?{at + 1}, ?{at + 1}")
+            at += 2
+        else:
+            cells.append("1, ?2, ?2, ?3, ?3")
+        rows.append(f"(?1, {', '.join(cells)})")
     return INSERT_RECORD + ", ".join(rows)
 
 
@@ -127,7 +141,9 @@ class SqliteTx(SqlTx):
     dialect = SQLITE
 
     def __init__(self, conn: sqlite3.Connection, *, remember_types: bool = False) -> None:
-        self.conn = conn
+        self.conn: Any = conn  # the connection, or a HoldingConnection over it (hold_inserts)
+        self._raw = conn
+        self._held: HeldInserts | None = None
         # The writer's transaction remembers each type's number, version and search flag
         # from its first look (one statement for all three): the writes of a group check the
         # same type again and again, two statements each (~4 us apiece on a single create).
@@ -141,9 +157,27 @@ class SqliteTx(SqlTx):
         self._numbers: dict[str, int] = {}
 
     def forget(self) -> None:
-        """Drop what this transaction remembered of types (a new transaction, a rollback)."""
+        """Drop what this transaction remembered of types (a new transaction, a rollback),
+        and any rows held back (hold_inserts) without sending them."""
         if self._types_seen:
             self._types_seen.clear()
+        if self._held is not None:
+            self._held = None
+            self.conn = self._raw
+
+    def hold_inserts(self) -> None:
+        """From now on new records' rows wait and go out together (sqlite_held.py), sent
+        before any other statement and at `send_held`."""
+        self._held = HeldInserts(self._raw, _new_statement, _runs)
+        self.conn = HoldingConnection(self._raw, self._held)
+
+    def send_held(self) -> None:
+        """INSERT the rows held back and stop holding (before the writer's COMMIT)."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            self.conn = self._raw
+            held.send()
 
     def type_version(self, type_id: str) -> int | None:
         if not self._remember:
@@ -338,12 +372,16 @@ class SqliteTx(SqlTx):
             if mask & 16:
                 row.append(_attachments_text(r))
             rows.append(row)
+        if self._held is not None:  # the group's first pass: rows go out together later
+            at_text = utc_text(at)
+            for row in rows:
+                row += (at_text, by)
+            self._held.add(type_key, mask | 32, rows)
+            return True
         shared = [type_key, utc_text(at), by]
         for start, n in _runs(len(rows)):
-            sql = _NEW_SQL.get((mask, n))
-            if sql is None:
-                sql = _NEW_SQL[(mask, n)] = _new_statement(mask, n)
-            self.conn.execute(sql, shared + list(chain.from_iterable(rows[start : start + n])))
+            params = shared + list(chain.from_iterable(rows[start : start + n]))
+            self.conn.execute(_new_statement(mask, n), params)
         return True
 
     def _insert_values(self, head: str, mark: str, rows: Sequence[Sequence[Any]]) -> None:

@@ -3,11 +3,13 @@
 Writes queue up; a group is every write queued by the time it starts (up to
 `group_commit_max`), run in one transaction and committed before any caller is answered.
 
-A group first runs without savepoints (one BEGIN, every write, one COMMIT). If a write
-raises, the whole transaction is rolled back and the group is run again with a SAVEPOINT
-around each write, so only the failing one fails; a write is a function of the transaction
-alone, so running it again is safe (the PostgreSQL store retries them too). SAVEPOINT and
-RELEASE were a third of the writer's time under single creates (docs/performance.md).
+A group first runs without savepoints (one BEGIN, every write, one COMMIT), the new records
+of its writes held back and inserted together (sqlite_held.py). If a write raises, or the
+held rows do, the whole transaction is rolled back and the group is run again with a
+SAVEPOINT around each write and nothing held, so only the failing one fails; a write is a
+function of the transaction alone, so running it again is safe (the PostgreSQL store
+retries them too). SAVEPOINT and RELEASE were a third of the writer's time under single
+creates (docs/performance.md).
 
 Who runs the groups (`sqlite_writer`):
 - `thread` (the default): a writer thread runs the writes and commits; the event loop only
@@ -68,8 +70,11 @@ def run_writes(conn: sqlite3.Connection, tx: SqliteTx, batch: list[Item]) -> lis
     """
     results: list[Any] = []
     try:
+        if len(batch) > 1:  # new records of several writes go out together (sqlite_held.py)
+            tx.hold_inserts()
         for fn, _future in batch:
             results.append(fn(tx))
+        tx.send_held()
     except BaseException as exc:  # some write failed: undo all, then isolate it
         tx.forget()
         if conn.in_transaction:

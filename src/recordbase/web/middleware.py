@@ -160,7 +160,9 @@ class Pipeline:
             if not settings.ratelimit_fail_open:
                 raise Unavailable("The rate limiter is unavailable; try again shortly.") from exc
             return
-        extra += [(_header_name(k), v.encode("latin-1")) for k, v in face.limit_headers(decision).items()]
+        extra += [
+            (_header_name(k), v.encode("latin-1")) for k, v in face.limit_headers(decision).items()
+        ]
         if not decision.allowed:
             raise RateLimited(
                 f"Too many requests for this key; retry in {decision.retry_after} s.",
