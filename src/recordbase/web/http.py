@@ -93,16 +93,16 @@ class RequestHeaders(Headers):
         self._first: dict[bytes, bytes] = dict(reversed(raw))
 
     def __getitem__(self, key: str) -> str:
-        value = self._first.get(_name(key))
+        value = self._first.get(header_name(key))
         if value is None:
             raise KeyError(key)
         return value.decode("latin-1")
 
     def __contains__(self, key: Any) -> bool:
-        return isinstance(key, str) and _name(key) in self._first
+        return isinstance(key, str) and header_name(key) in self._first
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = self._first.get(_name(key))
+        value = self._first.get(header_name(key))
         return default if value is None else value.decode("latin-1")
 
 
@@ -111,7 +111,8 @@ class RequestHeaders(Headers):
 _NAMES: dict[str, bytes] = {}
 
 
-def _name(key: str) -> bytes:
+def header_name(key: str) -> bytes:
+    """`key` as ASGI carries a header name: lowercase latin-1 bytes (remembered)."""
     name = _NAMES.get(key)
     if name is None:
         name = key.lower().encode("latin-1")

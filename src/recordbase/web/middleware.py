@@ -23,7 +23,7 @@ from recordbase.core.records import Principal
 from recordbase.errors import RateLimited, RecordbaseError, Unavailable
 from recordbase.ratelimit import Decision
 from recordbase.web.dispatch import Direct
-from recordbase.web.http import RequestHeaders
+from recordbase.web.http import RequestHeaders, header_name
 from recordbase.web.idempotency import idempotency_key, run_idempotent
 
 log = logging.getLogger("recordbase")
@@ -161,7 +161,7 @@ class Pipeline:
                 raise Unavailable("The rate limiter is unavailable; try again shortly.") from exc
             return
         extra += [
-            (_header_name(k), v.encode("latin-1")) for k, v in face.limit_headers(decision).items()
+            (header_name(k), v.encode("latin-1")) for k, v in face.limit_headers(decision).items()
         ]
         if not decision.allowed:
             raise RateLimited(
@@ -178,19 +178,6 @@ class Pipeline:
 
     def _state(self, scope: Scope) -> Any:
         return self.app.state  # type: ignore[attr-defined]
-
-
-_HEADER_NAMES: dict[str, bytes] = {}
-
-
-def _header_name(name: str) -> bytes:
-    """`name` as ASGI carries it (lowercase latin-1 bytes), remembered for the usual few."""
-    key = _HEADER_NAMES.get(name)
-    if key is None:
-        key = name.lower().encode("latin-1")
-        if len(_HEADER_NAMES) < 256:
-            _HEADER_NAMES[name] = key
-    return key
 
 
 def with_headers(
