@@ -101,9 +101,9 @@ class ServiceBase:
         )
 
     async def _sync(self) -> None:
-        now = time.monotonic()
-        if self._epoch_bumps == _LOCAL_BUMPS[0] and now - self._epoch_read_at < EPOCH_WINDOW:
+        if not self._stale():
             return
+        now = time.monotonic()
         self._epoch_bumps = _LOCAL_BUMPS[0]
         self._epoch_read_at = now
         epoch = await self.store.epoch()
