@@ -49,7 +49,9 @@ def _by_the_routes(direct: Direct, scope: dict[str, Any]) -> Any:
         match, child = route.matches(scope)
         if match is Match.FULL:
             endpoint = dispatch.direct_endpoint(route)
-            return None if endpoint is None else (route, endpoint, child)
+            return (
+                None if endpoint is None else (route, endpoint, child, getattr(route, "lean", None))
+            )
     return None
 
 
@@ -98,6 +100,95 @@ def test_served_requests_keep_their_answers(api: Api) -> None:
     # A client's request id is echoed, and only once.
     mine = api.get("/v1/types", headers={**api.headers(), "X-Request-Id": "abc"})
     assert mine.headers.get_list("x-request-id") == ["abc"]
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# Requests to the create route: each answer must be the same from the lean lane and from the
+# endpoint (status, body but for the new records' ids and times, headers but for the request id
+# and the token bucket's count).
+CREATES: list[tuple[dict[str, str], Any]] = [
+    ({}, {"record": {"data": {"email": "a@x"}}}),
+    ({}, {"records": [{"data": {"name": "B"}}, {"data": {"name": "C"}}]}),
+    ({}, {"record": {"data": {}, "external_id": "taken"}}),  # a clash: 409
+    ({}, {"records": [{"data": {"age": -5}}]}),  # schema: 422 naming the field
+    ({}, {"records": []}),  # empty batch
+    ({}, {"record": {"data": {}}, "records": []}),  # both members
+    ({}, {"recrd": {}}),  # unknown member
+    ({}, [1, 2]),  # not an object
+    ({}, b""),  # empty body
+    ({}, b"{not json"),
+    ({"Content-Type": "text/plain"}, {"record": {"data": {"name": "D"}}}),
+    ({"Content-Type": "application/merge-patch+json"}, {"record": {"data": {"name": "E"}}}),
+    ({}, {"record": {"data": {"name": "F", "deep": _nested(80)}}}),  # too deep
+    ({"Prefer": "respond-async"}, {"record": {"data": {"name": "G"}}}),  # declined: a job
+]
+VARIES = {"x-request-id", "ratelimit-remaining", "ratelimit-reset", "location"}
+
+
+def _comparable(response: Any) -> tuple[Any, ...]:
+    body = response.json()
+    for record in body.get("records", []) if isinstance(body, dict) else []:
+        for name in ("id", "created_at", "updated_at"):
+            record.pop(name, None)
+    if isinstance(body, dict):
+        body.pop("request_id", None)
+        for name in ("id", "url", "created_at", "updated_at"):  # a job's
+            body.pop(name, None)
+    headers = sorted((k, v) for k, v in response.headers.items() if k not in VARIES)
+    return response.status_code, body, headers
+
+
+def test_the_lean_create_answers_as_the_endpoint(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    api.make_type()
+    assert (
+        api.post(
+            "/v1/types/contact/records", json={"record": {"data": {}, "external_id": "taken"}}
+        ).status_code
+        == 201
+    )
+    route = next(r for r in api.app.inner.router.routes if isinstance(r, dispatch.LeanRoute))
+    assert route.path == "/v1/types/{type}/records" and route.methods == {"POST"}
+    lean_calls: list[str] = []
+    lean = route.lean
+
+    async def counting(*args: Any) -> Any:
+        lean_calls.append("called")
+        answer = await lean(*args)
+        lean_calls.append("answered" if answer is not None else "declined")
+        return answer
+
+    def send(headers: dict[str, str], body: Any, path: str = "/v1/types/contact/records") -> Any:
+        headers = {**api.headers(), **headers}
+        if isinstance(body, bytes):
+            headers.setdefault("Content-Type", "application/json")
+            return api.client.post(path, content=body, headers=headers)
+        return api.client.post(path, json=body, headers=headers)
+
+    for headers, body in CREATES:
+        monkeypatch.setattr(route, "lean", counting)
+        api.app.pipeline.app._cache.clear()
+        lean_calls.clear()
+        via_lean = send(headers, body)
+        assert lean_calls[0] == "called"
+        if "Prefer" in headers:
+            assert lean_calls == ["called", "declined"]
+        elif via_lean.status_code == 201:
+            assert lean_calls == ["called", "answered"]
+        monkeypatch.setattr(route, "lean", None)
+        api.app.pipeline.app._cache.clear()
+        via_endpoint = send(headers, body)
+        assert _comparable(via_lean) == _comparable(via_endpoint), (headers, body)
+    # Parameters and another project's type answer as the endpoint does, too.
+    monkeypatch.setattr(route, "lean", counting)
+    api.app.pipeline.app._cache.clear()
+    assert send({}, {"record": {"data": {}}}, "/v1/types/contact/records?x=1").status_code == 400
+    assert send({}, {"record": {"data": {}}}, "/v1/types/nope/records").status_code == 404
 
 
 RAW = [

@@ -14,6 +14,14 @@ Route resolution is cached per (method, path) in a bounded dict: `Route.matches`
 nothing else once there is no root_path and no outer path parameters, so the cached answer
 (route, endpoint, path parameters; or "not direct") is the one the routes would give again.
 
+A route may also have a lean twin (`LeanRoute`): the same work for the request as the Pipeline
+holds it (scope, receive, the headers already read, the path parameters, the app's state),
+answering a status and a JSON body instead of a Response, with no Request object around it.
+The Pipeline sends that answer with its own headers. A lean handler may decline a request
+before it reads the body (None): the endpoint then runs as above. Native record creates,
+single and batch, take this lane: Request, Response and the route's layers were a fifth of
+the event loop's time per single create (docs/performance.md, round 11).
+
 Errors keep their shapes: a RecordbaseError or an unexpected exception propagates to the
 Pipeline, which renders it in the face's shape exactly as the app's handlers do; an
 exception with a registered handler other than the catch-all (Starlette's HTTPException)
@@ -37,15 +45,26 @@ from recordbase.web.http import FastRequest
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Handler = Callable[[Request, Exception], Awaitable[Response]]
-Found = tuple[Route, Endpoint, Scope]
+# (scope, receive, request headers, path parameters, app state) -> (status, JSON body), or
+# None to leave the request to the endpoint (decided before reading the body).
+Lean = Callable[[Scope, Receive, Headers, dict[str, Any], Any], Awaitable[tuple[int, bytes] | None]]
+Found = tuple[Route, Endpoint, Scope, Lean | None]
 # Distinct (method, path) pairs remembered; record ids make paths many, so the cache is
 # cleared when full (a miss costs one walk over the routes, as before the cache).
 ROUTE_CACHE_MAX = 4096
 
 
+class LeanRoute(Route):
+    """A Route whose endpoint has a lean twin (see the module docstring)."""
+
+    def __init__(self, path: str, endpoint: Endpoint, *, lean: Lean, methods: list[str]) -> None:
+        super().__init__(path, endpoint, methods=methods)
+        self.lean = lean
+
+
 def direct_endpoint(route: Any) -> Endpoint | None:
     """The endpoint to call directly, or None when the route must go through Starlette."""
-    if type(route) is not Route or not inspect.iscoroutinefunction(route.endpoint):
+    if type(route) not in (Route, LeanRoute) or not inspect.iscoroutinefunction(route.endpoint):
         return None
     # Route wraps a plain function in request_response(); any middleware or body limit given
     # to the route wraps that again, and then the route must keep its own app.
@@ -87,9 +106,9 @@ class Direct:
             cache[key] = found
         if found is None:
             return None
-        route, endpoint, child = found
+        route, endpoint, child, lean = found
         # Each request gets its own path_params dict (a handler may change it).
-        return route, endpoint, {**child, "path_params": dict(child["path_params"])}
+        return route, endpoint, {**child, "path_params": dict(child["path_params"])}, lean
 
     def _match(self, scope: Scope) -> Found | None:
         for route in self._routes:
@@ -99,7 +118,7 @@ class Direct:
                 if endpoint is None:
                     return None
                 assert isinstance(route, Route)
-                return route, endpoint, child
+                return route, endpoint, child, getattr(route, "lean", None)
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -122,7 +141,7 @@ class Direct:
 
         `headers`: the request's headers when the caller has read them already.
         """
-        route, endpoint, child = found
+        route, endpoint, child, _lean = found
         scope["router"] = self.app.router
         scope["route"] = route
         scope.update(child)

@@ -144,33 +144,51 @@ class FastRequest(Request):
 
 async def read_body(request: Request) -> bytes:
     limit: int = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The body is {declared} bytes; the limit is {limit}.")
     # `_body` in the instance dict: hasattr on a missing attribute raises and catches inside.
     if "_body" in request.__dict__ or request._stream_consumed:
+        check_declared_size(request.headers, limit)
         return await _read_stream(request, limit)  # read before: as Starlette answers
-    # Request.stream() without its async generator: the same messages, flags and errors.
-    receive = request.receive
+    return await receive_body(request.receive, request.headers, limit, request)
+
+
+def check_declared_size(headers: Headers, limit: int) -> None:
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The body is {declared} bytes; the limit is {limit}.")
+
+
+async def receive_body(
+    receive: Receive, headers: Headers, limit: int, request: Request | None = None
+) -> bytes:
+    """The request's whole body from ASGI `receive`, at most `limit` bytes: the declared
+    Content-Length first, then the bytes as they come (a liar's length can't get past).
+
+    Request.stream() without its async generator: the same messages and errors, and, given
+    the `request`, the same flags set on it.
+    """
+    check_declared_size(headers, limit)
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         kind = message["type"]
         if kind == "http.request":
-            chunk = message.get("body", b"")
+            chunk: bytes = message.get("body", b"")
             more = message.get("more_body", False)
-            if not more:
+            if not more and request is not None:
                 request._stream_consumed = True
             if chunk:
                 size += len(chunk)
                 if size > limit:
                     raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.")
+                if not more and not chunks:
+                    return chunk  # the usual case: the whole body in one message
                 chunks.append(chunk)
             if not more:
                 return b"".join(chunks)
         elif kind == "http.disconnect":
-            request._is_disconnected = True
+            if request is not None:
+                request._is_disconnected = True
             raise ClientDisconnect()
 
 
@@ -188,31 +206,40 @@ async def _read_stream(request: Request, limit: int) -> bytes:
 async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
     """The request's JSON body, checked; `allow_empty` turns an empty body into None."""
     raw = await read_body(request)
+    limit: int = request.app.state.settings.max_depth
+    return parse_json_body(raw, request.headers, limit, allow_empty=allow_empty)
+
+
+def parse_json_body(
+    raw: bytes, headers: Headers, max_depth: int, *, allow_empty: bool = False
+) -> Any:
+    """A request body read whole (`receive_body`) as JSON: not empty (unless `allow_empty`:
+    then None), a JSON content type, valid JSON, nested at most `max_depth` deep."""
     if not raw or raw.isspace():  # `not raw.strip()` without copying the body
         if allow_empty:
             return None
         raise InvalidJson("The request body is empty; a JSON body is required.")
-    ctype = request.headers.get("content-type", "")
-    media = ctype.split(";", 1)[0].strip().lower()
-    if media and media != "application/json" and not media.endswith("+json"):
-        raise UnsupportedMediaType(
-            f"Content-Type {media!r} is not accepted; send application/json."
-        )
+    ctype = headers.get("content-type", "")
+    if ctype != "application/json":  # what nearly every client sends: nothing to pick apart
+        media = ctype.split(";", 1)[0].strip().lower()
+        if media and media != "application/json" and not media.endswith("+json"):
+            raise UnsupportedMediaType(
+                f"Content-Type {media!r} is not accepted; send application/json."
+            )
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidJson(f"The body is not valid JSON: {exc}") from exc
-    limit = request.app.state.settings.max_depth
     # Nesting depth never exceeds the number of `[` and `{` in the text (those inside strings
     # only raise the count), so most small bodies need no further look. A large body (a
     # batch) nearly always holds more brackets than the limit: counting them first was a
     # quarter of its depth check, spent for nothing.
-    if len(raw) >= _COUNT_BELOW or raw.count(b"[") + raw.count(b"{") > limit:
-        within = depth_within(raw, limit)
+    if len(raw) >= _COUNT_BELOW or raw.count(b"[") + raw.count(b"{") > max_depth:
+        within = depth_within(raw, max_depth)
         if within is None:
-            check_depth(value, limit)
+            check_depth(value, max_depth)
         elif not within:
-            raise _too_deep(limit)
+            raise _too_deep(max_depth)
     return value
 
 

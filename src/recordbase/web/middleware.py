@@ -107,6 +107,24 @@ class Pipeline:
                     key,
                 )
             elif direct is not None and (found := direct.endpoint_for(scope)) is not None:
+                lean = found[3]
+                if lean is not None:
+                    answer = await lean(
+                        scope, receive, headers, found[2]["path_params"], self._state(scope)
+                    )
+                    if answer is not None:
+                        status, body = answer
+                        started.append(True)
+                        head = [
+                            (b"content-length", b"%d" % len(body)),
+                            (b"content-type", b"application/json"),
+                            *extra,
+                        ]
+                        await send(
+                            {"type": "http.response.start", "status": status, "headers": head}
+                        )
+                        await send({"type": "http.response.body", "body": body})
+                        return
                 response = await direct.respond(found, scope, receive, send, headers)
                 if type(response).__call__ is not Response.__call__:
                     await response(scope, receive, _sending_with(send, extra, started))

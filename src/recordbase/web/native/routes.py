@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope
 
 from recordbase.core.jobs import Job
 from recordbase.core.query import DEFAULT_SORT, Query
@@ -19,6 +21,7 @@ from recordbase.core.records import Principal, RecordInput, parse_record_input, 
 from recordbase.core.service import RecordService
 from recordbase.core.types import type_as_dict
 from recordbase.errors import FieldError, RecordbaseError, ValidationFailed
+from recordbase.web.dispatch import LeanRoute
 from recordbase.web.http import (
     JSONBytesResponse,
     JSONResponse,
@@ -28,6 +31,8 @@ from recordbase.web.http import (
     expect_object,
     int_param,
     json_body,
+    parse_json_body,
+    receive_body,
 )
 from recordbase.web.native import params as query_params
 
@@ -208,11 +213,27 @@ async def create_records(request: Request) -> Response:
     body = await json_body(request)
     if wants_async(request):
         return await _submit(request, "create", _raw_items(body), {}, "/records")
-    items = _record_items(body)
-    records = await service(request).create_records(
-        principal(request), request.path_params["type"], items
-    )
-    return JSONBytesResponse(b'{"records":' + records_json(records) + b"}", status_code=201)
+    answer = await _created(service(request), principal(request), request.path_params["type"], body)
+    return JSONBytesResponse(answer, status_code=201)
+
+
+async def create_records_lean(
+    scope: Scope, receive: Receive, headers: Headers, path_params: dict[str, Any], app: Any
+) -> tuple[int, bytes] | None:
+    """create_records in the Pipeline's lean lane (web/dispatch.py): the same checks, errors
+    and answer, without a Request or a Response."""
+    if scope["query_string"] or "prefer" in headers:
+        return None  # parameters are refused there, and Prefer may ask for a job
+    settings = app.settings
+    raw = await receive_body(receive, headers, settings.max_body_bytes)
+    body = parse_json_body(raw, headers, settings.max_depth)
+    principal: Principal = scope["state"]["principal"]
+    return 201, await _created(app.service, principal, path_params["type"], body)
+
+
+async def _created(svc: RecordService, p: Principal, type_key: str, body: Any) -> bytes:
+    records = await svc.create_records(p, type_key, _record_items(body))
+    return b'{"records":' + records_json(records) + b"}"
 
 
 async def upsert_records(request: Request) -> Response:
@@ -325,7 +346,7 @@ def routes() -> list[Route]:
         Route(t + "/{type}", get_type, methods=["GET"]),
         Route(t + "/{type}", update_type, methods=["PATCH"]),
         Route(t + "/{type}", delete_type, methods=["DELETE"]),
-        Route(r, create_records, methods=["POST"]),
+        LeanRoute(r, create_records, lean=create_records_lean, methods=["POST"]),
         Route(r, upsert_records, methods=["PUT"]),
         Route(r, list_records, methods=["GET"]),
         Route(r + "/query", query_records, methods=["POST"]),
