@@ -360,3 +360,34 @@ def test_request_log_type_is_an_ordinary_type(api: Api) -> None:
     r = api.post("/v1/types/request_log/records", json={"record": {"data": {"model": "m"}}})
     assert r.status_code == 201
     assert r.json()["records"][0]["data"]["log_type"] == "chat"
+
+
+def test_a_log_answers_alike_in_both_lanes(api: Api) -> None:
+    """A log create takes the pipeline's lean lane; with an Idempotency-Key it runs through
+    the route's endpoint (web/dispatch.py lean_endpoint): the same answer either way."""
+
+    def comparable(r: Any) -> tuple[int, dict[str, Any], str]:
+        log = r.json()
+        for name in ("id", "unique_id", "timestamp", "start_time", "end_time", "updated_at"):
+            log.pop(name, None)
+        return r.status_code, log, r.headers["content-type"]
+
+    lean = create(api, DOC_EXAMPLE)
+    endpoint = create(api, DOC_EXAMPLE, headers={**api.headers(), "Idempotency-Key": "k1"})
+    assert lean.status_code == 201 and "idempotent-replayed" not in endpoint.headers
+    assert comparable(lean) == comparable(endpoint)
+    queued = {**DOC_EXAMPLE, "keywordsai_api_controls": {"block": False}}
+    lean = create(api, queued)
+    endpoint = create(api, queued, headers={**api.headers(), "Idempotency-Key": "k2"})
+    assert lean.status_code == 202
+    assert lean.status_code == endpoint.status_code == 202
+    assert lean.json().keys() == endpoint.json().keys()
+    errors = [
+        create(api, [1]),  # not an object: 400 in the face's shape
+        create(api, [1], headers={**api.headers(), "Idempotency-Key": "k3"}),
+    ]
+    bodies = [r.json() for r in errors]
+    for r, body in zip(errors, bodies, strict=True):
+        assert r.status_code == 400
+        body.pop("request_id", None)
+    assert bodies[0] == bodies[1]

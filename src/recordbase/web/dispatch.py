@@ -41,7 +41,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from recordbase.web.http import FastRequest
+from recordbase.web.http import FastRequest, JSONBytesResponse
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Handler = Callable[[Request, Exception], Awaitable[Response]]
@@ -60,6 +60,22 @@ class LeanRoute(Route):
     def __init__(self, path: str, endpoint: Endpoint, *, lean: Lean, methods: list[str]) -> None:
         super().__init__(path, endpoint, methods=methods)
         self.lean = lean
+
+
+def lean_endpoint(lean: Lean) -> Endpoint:
+    """The Request endpoint of a lean handler that answers every request (never None): one
+    implementation for both lanes (an idempotent request, say, takes the endpoint's)."""
+
+    async def endpoint(request: Request) -> Response:
+        scope = request.scope
+        answer = await lean(
+            scope, request.receive, request.headers, scope["path_params"], request.app.state
+        )
+        assert answer is not None, "this lean handler declines requests: give it an endpoint"
+        return JSONBytesResponse(answer[1], status_code=answer[0])
+
+    endpoint.__name__ = endpoint.__qualname__ = getattr(lean, "__name__", "lean")
+    return endpoint
 
 
 def direct_endpoint(route: Any) -> Endpoint | None:

@@ -14,9 +14,11 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope
 
 from recordbase.core.clock import utc_text
 from recordbase.core.jobs import Job
@@ -24,9 +26,18 @@ from recordbase.core.query import Condition, Filter, Query
 from recordbase.core.records import Principal, Record, RecordInput
 from recordbase.core.service import RecordService
 from recordbase.errors import FieldError, ReadOnlyField, RecordbaseError, ValidationFailed
+from recordbase.web.dispatch import LeanRoute, lean_endpoint
 from recordbase.web.faces.keywords import codec
 from recordbase.web.faces.keywords.definition import DEFINITION, TYPE_KEY
-from recordbase.web.http import JSONResponse, expect_object, int_param, json_body
+from recordbase.web.http import (
+    JSONResponse,
+    dumps,
+    expect_object,
+    int_param,
+    json_body,
+    parse_json_body,
+    receive_body,
+)
 
 PREFIXES = ("/api/request-logs", "/request-logs")
 LIST_PARAMS = (
@@ -115,14 +126,21 @@ def _job_link(job: Job) -> dict[str, Any]:
     return {"job_id": job.id, "job_url": f"/v1/jobs/{job.id}"}
 
 
-async def create_log(request: Request) -> Response:
-    body = await json_body(request)
-    svc, p = await _ready(request)
+async def create_log(
+    scope: Scope, receive: Receive, headers: Headers, _params: dict[str, Any], app: Any
+) -> tuple[int, bytes]:
+    """One log; a lean handler (web/dispatch.py), its endpoint made by `lean_endpoint`."""
+    settings = app.settings
+    raw = await receive_body(receive, headers, settings.max_body_bytes)
+    body = parse_json_body(raw, headers, settings.max_depth)
+    svc: RecordService = app.service
+    p: Principal = scope["state"]["principal"]
+    await svc.ensure_type(p, DEFINITION)
     if not codec.blocks(body):
         job, (pending,) = await _queue(svc, p, [body], "")
-        return JSONResponse({**pending, **_job_link(job)}, 202)
+        return 202, dumps({**pending, **_job_link(job)})
     records = await _create(svc, p, [body], "")
-    return JSONResponse(codec.render_log(records[0], p.project_id), 201)
+    return 201, dumps(codec.render_log(records[0], p.project_id))
 
 
 async def bulk_create(request: Request) -> Response:
@@ -281,9 +299,10 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def routes() -> list[Route]:
+    create = lean_endpoint(create_log)
     table: list[tuple[str, Endpoint, list[str]]] = [
-        ("", create_log, ["POST"]),
-        ("/create", create_log, ["POST"]),
+        ("", create, ["POST"]),
+        ("/create", create, ["POST"]),
         ("/list", list_logs, ["GET", "POST"]),
         ("/bulk", bulk_create, ["POST"]),
         ("/batch-update", batch_update, ["PATCH"]),
@@ -294,5 +313,11 @@ def routes() -> list[Route]:
     for prefix in PREFIXES:
         for path, endpoint, methods in table:
             for slash in ("", "/"):
-                out.append(Route(prefix + path + slash, endpoint, methods=methods))
+                if endpoint is create:
+                    route: Route = LeanRoute(
+                        prefix + path + slash, endpoint, lean=create_log, methods=methods
+                    )
+                else:
+                    route = Route(prefix + path + slash, endpoint, methods=methods)
+                out.append(route)
     return out
