@@ -19,8 +19,9 @@ holds it (scope, receive, the headers already read, the path parameters, the app
 answering a status and a JSON body instead of a Response, with no Request object around it.
 The Pipeline sends that answer with its own headers. A lean handler may decline a request
 before it reads the body (None): the endpoint then runs as above. Native record creates,
-single and batch, take this lane: Request, Response and the route's layers were a fifth of
-the event loop's time per single create (docs/performance.md, round 11).
+single and batch, and Keywords AI log creates take this lane: Request, Response and the
+route's layers were a quarter of the event loop's time per single create
+(docs/performance.md, round 11).
 
 Errors keep their shapes: a RecordbaseError or an unexpected exception propagates to the
 Pipeline, which renders it in the face's shape exactly as the app's handlers do; an
