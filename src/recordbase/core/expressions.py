@@ -9,18 +9,25 @@ Python objects: `.x` only looks up a key of a JSON object. An expression that fa
 arithmetic, an unknown model in a price table, a division by zero) yields no value, and the
 field is left unset. `compile_expression` checks an expression once, when the type is saved;
 see docs/decisions.md ("the expression language of computed fields") for why simpleeval.
+
+simpleeval defines the language (its node and operator tables, what `compile_expression`
+admits) and the meaning of each node; `_compile` turns a checked tree into nested closures
+that do what simpleeval's handler for each node does, with simpleeval's own operator
+functions (its length and power limits included). Walking the tree with simpleeval at every
+evaluation was a third of a Keywords AI log create's event-loop time (four computed fields
+per log; docs/performance.md, round 11); tests/test_expressions.py holds the two to each
+other.
 """
 
 from __future__ import annotations
 
 import ast
 import math
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from simpleeval import FeatureNotAvailable, SimpleEval
+from simpleeval import MAX_STRING_LENGTH, FeatureNotAvailable, IterableTooLong, SimpleEval
 
 MAX_EXPRESSION = 2000
 _MISSING = object()
@@ -67,58 +74,20 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
-class _Names:
-    """Name lookup for one evaluation: data fields, then constants; unknown names are null."""
-
-    __slots__ = ("constants", "data")
-
-    def __init__(self, data: Mapping[str, Any], constants: Mapping[str, Any]) -> None:
-        self.data = data
-        self.constants = constants
-
-    def __getitem__(self, name: str) -> Any:
-        if name == "data":
-            return self.data
-        if name in self.constants:
-            return self.constants[name]
-        value = self.data.get(name, _MISSING)
-        if value is not _MISSING:
-            return value
-        if name in FUNCTIONS:
-            raise KeyError(name)  # let simpleeval find the function
-        return None
+# The language's tables: the nodes and operators simpleeval knows.
+_PROBE = SimpleEval(functions=FUNCTIONS)
 
 
-class _Evaluator(SimpleEval):  # type: ignore[misc]
-    """simpleeval with JSON-only attribute access: `.x` is a key lookup, null-safe."""
-
-    def _check_disallowed_items(self, item: Any) -> None:
-        # simpleeval checks every node's value for modules and forbidden functions, walking
-        # whole containers: a name for the record's data or a constants table was walked
-        # entry by entry at every step (a third of a Keywords AI log create's CPU). Here no
-        # value can be one: names are JSON (the record's data, the type's constants), the
-        # functions are FUNCTIONS, attributes are object keys, and compile_expression
-        # admits nothing else.
-        return
-
-    def _eval_attribute(self, node: ast.Attribute) -> Any:
-        if node.attr.startswith("_"):
-            raise FeatureNotAvailable(f"no access to {node.attr!r}")
-        value = self._eval(node.value)
-        if value is None:
-            return None
-        if isinstance(value, dict):
-            return value.get(node.attr)
-        raise FeatureNotAvailable(f".{node.attr} needs an object, not {type(value).__name__}")
-
-
-_PROBE = _Evaluator(functions=FUNCTIONS)
+# A compiled node: (the record's data, the type's constants) -> its value; raises when the
+# expression fails there (evaluate turns that into "no value").
+Run = Callable[[Mapping[str, Any], Mapping[str, Any]], Any]
 
 
 @dataclass(frozen=True)
 class Expression:
     source: str
     tree: ast.AST
+    run: Run
 
 
 def compile_expression(source: Any) -> Expression:
@@ -143,22 +112,144 @@ def compile_expression(source: Any) -> Expression:
             raise ValueError(f"only these functions may be called: {', '.join(FUNCTIONS)}")
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             raise ValueError(f"no access to {node.attr!r}")
-    return Expression(source, module.body)
+    return Expression(source, module.body, _compile(module.body))
 
 
-_LOCAL = threading.local()
+def _compile(node: ast.AST) -> Run:
+    """Closures for a tree `compile_expression` admitted; each mirrors simpleeval's handler
+    of its node (SimpleEval._eval_<node>, with _Evaluator's attribute access and names)."""
+    if isinstance(node, ast.Constant):
+        value = node.value
+        if isinstance(value, str | bytes) and len(value) > MAX_STRING_LENGTH:
+
+            def too_long(data: Mapping[str, Any], constants: Mapping[str, Any]) -> Any:
+                raise IterableTooLong("literal too long")
+
+            return too_long
+        return lambda data, constants: value
+    if isinstance(node, ast.Name):
+        return _name(node.id)
+    if isinstance(node, ast.Attribute):
+        inner, attr = _compile(node.value), node.attr
+
+        def attribute(data: Mapping[str, Any], constants: Mapping[str, Any]) -> Any:
+            value = inner(data, constants)
+            if value is None:
+                return None
+            if isinstance(value, dict):
+                return value.get(attr)
+            raise FeatureNotAvailable(f".{attr} needs an object, not {type(value).__name__}")
+
+        return attribute
+    if isinstance(node, ast.BinOp):
+        binary = _PROBE.operators[type(node.op)]
+        left, right = _compile(node.left), _compile(node.right)
+        return lambda data, constants: binary(left(data, constants), right(data, constants))
+    if isinstance(node, ast.UnaryOp):
+        unary, operand = _PROBE.operators[type(node.op)], _compile(node.operand)
+        return lambda data, constants: unary(operand(data, constants))
+    if isinstance(node, ast.BoolOp):
+        values = [_compile(v) for v in node.values]
+        every = isinstance(node.op, ast.And)
+
+        def boolean(data: Mapping[str, Any], constants: Mapping[str, Any]) -> Any:
+            result: Any = False
+            for value in values:
+                result = value(data, constants)
+                if not result if every else result:
+                    break
+            return result
+
+        return boolean
+    if isinstance(node, ast.Compare):
+        first = _compile(node.left)
+        steps = [
+            (_PROBE.operators[type(op)], _compile(c))
+            for op, c in zip(node.ops, node.comparators, strict=True)
+        ]
+
+        def compare(data: Mapping[str, Any], constants: Mapping[str, Any]) -> Any:
+            right = first(data, constants)
+            result: Any = True
+            for operator, comparator in steps:
+                if not result:
+                    break
+                left, right = right, comparator(data, constants)
+                result = operator(left, right)
+            return result
+
+        return compare
+    if isinstance(node, ast.IfExp):
+        test, body, orelse = _compile(node.test), _compile(node.body), _compile(node.orelse)
+        return lambda data, constants: (
+            body(data, constants) if test(data, constants) else orelse(data, constants)
+        )
+    if isinstance(node, ast.Call):
+        assert isinstance(node.func, ast.Name)  # compile_expression admits no other
+        function = FUNCTIONS[node.func.id]
+        args = [_compile(a) for a in node.args]
+        keywords = [(k.arg, _compile(k.value)) for k in node.keywords]
+
+        def call(data: Mapping[str, Any], constants: Mapping[str, Any]) -> Any:
+            positional = [a(data, constants) for a in args]
+            named: dict[Any, Any] = dict((name, k(data, constants)) for name, k in keywords)
+            return function(*positional, **named)
+
+        return call
+    if isinstance(node, ast.Subscript):
+        container, key = _compile(node.value), _compile(node.slice)
+        return lambda data, constants: container(data, constants)[key(data, constants)]
+    if isinstance(node, ast.Slice):
+        parts = [None if n is None else _compile(n) for n in (node.lower, node.upper, node.step)]
+
+        def cut(data: Mapping[str, Any], constants: Mapping[str, Any]) -> Any:
+            return slice(*(None if p is None else p(data, constants) for p in parts))
+
+        return cut
+    if isinstance(node, ast.JoinedStr):
+        pieces = [_compile(v) for v in node.values]
+
+        def joined(data: Mapping[str, Any], constants: Mapping[str, Any]) -> Any:
+            length, out = 0, []
+            for piece in pieces:
+                text = str(piece(data, constants))
+                if len(text) + length > MAX_STRING_LENGTH:
+                    raise IterableTooLong("too long")
+                out.append(text)
+            return "".join(out)
+
+        return joined
+    if isinstance(node, ast.FormattedValue):
+        shown = _compile(node.value)
+        spec = None if node.format_spec is None else _compile(node.format_spec)
+        if spec is None:
+            return shown
+        return lambda data, constants: ("{:" + spec(data, constants) + "}").format(
+            shown(data, constants)
+        )
+    raise ValueError(f"{type(node).__name__} is not allowed in an expression")
+
+
+def _name(name: str) -> Run:
+    """A name: the whole data, a constant, a data field, a function (as a value), else null."""
+    if name == "data":
+        return lambda data, constants: data
+
+    def lookup(data: Mapping[str, Any], constants: Mapping[str, Any]) -> Any:
+        if name in constants:
+            return constants[name]
+        value = data.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+        return FUNCTIONS.get(name)
+
+    return lookup
 
 
 def evaluate(expr: Expression, data: Mapping[str, Any], constants: Mapping[str, Any]) -> Any:
     """The expression's JSON value over `data`, or None when it fails or is not JSON."""
-    # One evaluator per thread, given each evaluation's names: making one builds its tables
-    # and enters a warnings context (~15 us, four times per Keywords AI log).
-    evaluator: _Evaluator | None = getattr(_LOCAL, "evaluator", None)
-    if evaluator is None:
-        evaluator = _LOCAL.evaluator = _Evaluator(functions=FUNCTIONS)
-    evaluator.names = _Names(data, constants)
     try:
-        value = evaluator.eval(expr.source, previously_parsed=expr.tree)
+        value = expr.run(data, constants)
     except Exception:
         # A failing expression means "no value" by design (see the module docstring).
         return None
