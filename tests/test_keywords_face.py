@@ -391,3 +391,16 @@ def test_a_log_answers_alike_in_both_lanes(api: Api) -> None:
         assert r.status_code == 400
         body.pop("request_id", None)
     assert bodies[0] == bodies[1]
+
+
+def test_a_log_create_refuses_oversize_bodies_and_missing_keys(
+    make_api: Any, settings: Any
+) -> None:
+    api = make_api(settings.replace(max_body_bytes=2000))
+    big = {**DOC_EXAMPLE, "output": "x" * 3000}
+    for headers in ({}, {"Idempotency-Key": "big"}):  # the lean lane, then the endpoint
+        r = create(api, big, headers={**api.headers(), **headers})
+        assert r.status_code == 413, r.text
+    r = api.client.post("/api/request-logs/", json=DOC_EXAMPLE)  # no key
+    assert r.status_code == 401
+    assert api.get("/v1/types/request_log/records").json().get("records", []) == []

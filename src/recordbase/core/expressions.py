@@ -117,7 +117,8 @@ def compile_expression(source: Any) -> Expression:
 
 def _compile(node: ast.AST) -> Run:
     """Closures for a tree `compile_expression` admitted; each mirrors simpleeval's handler
-    of its node (SimpleEval._eval_<node>, with _Evaluator's attribute access and names)."""
+    of its node (SimpleEval._eval_<node>), with attribute access as an object-key look-up
+    and the language's names (`_name`)."""
     if isinstance(node, ast.Constant):
         value = node.value
         if isinstance(value, str | bytes) and len(value) > MAX_STRING_LENGTH:

@@ -210,6 +210,13 @@ async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
     return parse_json_body(raw, request.headers, limit, allow_empty=allow_empty)
 
 
+async def receive_json(receive: Receive, headers: Headers, settings: Any) -> Any:
+    """`json_body` without a Request: the body from `receive`, with the same limits and
+    checks (the lean handlers of web/dispatch.py)."""
+    raw = await receive_body(receive, headers, settings.max_body_bytes)
+    return parse_json_body(raw, headers, settings.max_depth)
+
+
 def parse_json_body(
     raw: bytes, headers: Headers, max_depth: int, *, allow_empty: bool = False
 ) -> Any:

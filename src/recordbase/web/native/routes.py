@@ -31,8 +31,7 @@ from recordbase.web.http import (
     expect_object,
     int_param,
     json_body,
-    parse_json_body,
-    receive_body,
+    receive_json,
 )
 from recordbase.web.native import params as query_params
 
@@ -224,9 +223,7 @@ async def create_records_lean(
     and answer, without a Request or a Response."""
     if scope["query_string"] or "prefer" in headers:
         return None  # parameters are refused there, and Prefer may ask for a job
-    settings = app.settings
-    raw = await receive_body(receive, headers, settings.max_body_bytes)
-    body = parse_json_body(raw, headers, settings.max_depth)
+    body = await receive_json(receive, headers, app.settings)
     principal: Principal = scope["state"]["principal"]
     return 201, await _created(app.service, principal, path_params["type"], body)
 

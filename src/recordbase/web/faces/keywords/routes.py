@@ -35,8 +35,7 @@ from recordbase.web.http import (
     expect_object,
     int_param,
     json_body,
-    parse_json_body,
-    receive_body,
+    receive_json,
 )
 
 PREFIXES = ("/api/request-logs", "/request-logs")
@@ -130,9 +129,7 @@ async def create_log(
     scope: Scope, receive: Receive, headers: Headers, _params: dict[str, Any], app: Any
 ) -> tuple[int, bytes]:
     """One log; a lean handler (web/dispatch.py), its endpoint made by `lean_endpoint`."""
-    settings = app.settings
-    raw = await receive_body(receive, headers, settings.max_body_bytes)
-    body = parse_json_body(raw, headers, settings.max_depth)
+    body = await receive_json(receive, headers, app.settings)
     svc: RecordService = app.service
     p: Principal = scope["state"]["principal"]
     await svc.ensure_type(p, DEFINITION)
