@@ -5,6 +5,8 @@ are still checked, and timestamps still format the same."""
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -12,7 +14,7 @@ import pytest
 from ulid import ULID
 
 from recordbase.config import Settings
-from recordbase.core.clock import _UlidSource, new_ids, new_ulid, utc_text
+from recordbase.core.clock import _UlidSource, new_ids, new_request_id, new_ulid, utc_text
 from recordbase.core.service import RecordService
 from recordbase.stores import open_store
 from recordbase.stores.sqlite import GIL_SWITCH_INTERVAL
@@ -71,6 +73,26 @@ def test_utc_text_converts_other_zones_and_keeps_whole_seconds_fixed_width() -> 
     assert utc_text(early) == "0999-12-31T23:59:59.999999Z"  # sorts before year 1000
     for value in (datetime.now(UTC), datetime(2026, 6, 1, 12, tzinfo=paris)):
         assert utc_text(value) == value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_utc_text_is_strftime_fixed_width_text_across_years_zones_and_fractions() -> None:
+    rng = random.Random(8)
+    zones = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-11))]
+    for i in range(5_000):
+        value = datetime(
+            rng.randint(1, 9998),
+            rng.randint(1, 12),
+            rng.randint(1, 28),
+            rng.randint(0, 23),
+            rng.randint(0, 59),
+            rng.randint(0, 59),
+            0 if i % 5 == 0 else rng.randint(0, 999_999),  # whole seconds too
+            tzinfo=zones[i % 3],
+        )
+        expected = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        year = value.astimezone(UTC).year
+        expected = f"{year:04d}" + expected[expected.index("-") :]  # strftime's %Y may not pad
+        assert utc_text(value) == expected, value
 
 
 def _other_service(api: Api) -> RecordService:
@@ -202,3 +224,42 @@ def test_the_sqlite_store_gathers_planner_statistics_when_it_opens(api: Api) -> 
     finally:
         conn.close()
     assert "records" in tables
+
+
+def test_request_ids_are_unique_ulid_shaped_and_differ_per_process() -> None:
+    from recordbase.core.clock import _RequestIds
+
+    ids = _RequestIds()
+    made = [ids() for _ in range(5_000)]
+    assert len(set(made)) == len(made) and made == sorted(made)
+    for text in (made[0], made[-1]):
+        assert len(text) == 26 and str(ULID.from_str(text)) == text
+    other = _RequestIds()  # another process's prefix: its time and 30 random bits
+    assert other()[:16] != made[0][:16]
+    ids._next = iter([10_000_000_000]).__next__  # the counter ran out: a new prefix, from 0
+    renewed = ids()
+    assert renewed[:16] != made[0][:16] and renewed.endswith("0000000000")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a forked child makes its own prefix
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 26)[:16] != new_request_id()[:16].encode()
+
+
+def test_limit_headers_are_encoded_once_and_answer_what_the_face_makes() -> None:
+    from recordbase.ratelimit import Decision
+    from recordbase.web.faces.zendesk.errors import limit_headers as zendesk_limit_headers
+    from recordbase.web.middleware import limit_header_bytes, standard_limit_headers
+
+    for make in (standard_limit_headers, zendesk_limit_headers):
+        for decision in (Decision(True, 100, 99, 1, 0), Decision(False, 100, 0, 60, 3)):
+            want = [(k.lower().encode(), v.encode()) for k, v in make(decision).items()]
+            assert limit_header_bytes(make, decision) == want
+            assert limit_header_bytes(make, decision) is limit_header_bytes(make, decision)
+    assert limit_header_bytes(standard_limit_headers, Decision(True, 100, 98, 1, 0)) == [
+        (b"ratelimit-limit", b"100"),
+        (b"ratelimit-remaining", b"98"),
+        (b"ratelimit-reset", b"1"),
+    ]

@@ -201,7 +201,11 @@ def test_slow_writes_and_other_event_loops_use_the_writer_thread(tmp_path: Path)
             assert await store.write(_where, slow=True) == "recordbase-writer"
             # a write from another event loop, in another thread
             found: list[str] = []
-            other = threading.Thread(target=lambda: found.append(asyncio.run(store.write(_where))))
+
+            async def elsewhere() -> str:
+                return await store.write(_where)
+
+            other = threading.Thread(target=lambda: found.append(asyncio.run(elsewhere())))
             loop = asyncio.get_running_loop()
             other.start()
             await loop.run_in_executor(None, other.join, 30)

@@ -9,7 +9,7 @@ Exceptions raised by the function roll its work back and travel to the caller un
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -170,9 +170,10 @@ class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def read(self, fn: Callable[[ReadTx], T]) -> T: ...
-    async def write(self, fn: Callable[[WriteTx], T], *, slow: bool = False) -> T:
+    def write(self, fn: Callable[[WriteTx], T], *, slow: bool = False) -> Awaitable[T]:
         """Run `fn` in one write transaction. `slow`: it may take long (type changes that
-        build indexes); a store may then run it where it holds up nothing else."""
+        build indexes); a store may then run it where it holds up nothing else. A coroutine
+        or a future: the caller awaits it (SQLite's is its writer's future)."""
         ...
 
     async def epoch(self) -> int:

@@ -200,6 +200,17 @@ def check_clashes(
     on external_id creating them); a concurrent writer that takes one meanwhile makes the
     insert fail on the unique index, and the store retries the write."""
 
+    externals = {
+        r.external_id: r.id
+        for r in ([] if externals_free else records)
+        if r.external_id is not None
+        and (
+            before is None or (old := before.get(r.id)) is None or old.external_id != r.external_id
+        )
+    }
+    if not (check_ids or externals or rows):  # nothing to look up (most single creates)
+        return
+
     def position(record_id: str) -> int:  # only when raising
         i = next(i for i, r in enumerate(records) if r.id == record_id)
         return i if at is None else at[i]
@@ -207,12 +218,6 @@ def check_clashes(
     if check_ids:
         for found in tx.get_records(rtype, [r.id for r in records]):
             raise _clash_error(rtype, "__id", found.id, found.id, None, position(found.id))
-    externals = {
-        r.external_id: r.id
-        for r in ([] if externals_free else records)
-        if r.external_id is not None
-        and (before is None or (old := before.get(r.id)) is None or old.external_id != r.external_id)
-    }
     if externals:
         for found in tx.find_records(rtype, "external_id", list(externals)):
             assert found.external_id is not None

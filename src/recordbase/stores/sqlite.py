@@ -13,7 +13,7 @@ import logging
 import os
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -220,9 +220,9 @@ class SqliteStore:
         assert self._readers is not None, "store not open"
         return await self._readers.run(fn)
 
-    async def write(self, fn: Callable[[Any], T], *, slow: bool = False) -> T:
+    def write(self, fn: Callable[[Any], T], *, slow: bool = False) -> Awaitable[T]:
         """Run `fn` in a write transaction; `slow`: it may take long (e.g. builds an index),
-        so it runs on the writer thread rather than the event loop."""
+        so it runs on the writer thread rather than the event loop. Awaitable as the Store
+        protocol's coroutine is: the writer's future itself, with no coroutine around it."""
         assert self._writer is not None, "store not open"
-        result: T = await self._writer.write(fn, slow=slow)
-        return result
+        return self._writer.write(fn, slow=slow)
