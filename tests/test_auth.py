@@ -51,6 +51,42 @@ def test_expiry(api: Api, clock: FakeClock) -> None:
     assert r.status_code == 401 and "expired" in r.json()["detail"]
 
 
+def test_a_key_expires_between_its_last_used_writes(api: Api, clock: FakeClock) -> None:
+    # A key seen lately answers from a cache until its next last-used write is due; an expiry
+    # that comes sooner than that write must still end it on time.
+    api.make_type()
+    assert api.service.settings.key_touch_seconds >= 30
+    key = api.new_key("records:read", expires_in=timedelta(seconds=10))
+    assert api.get(R, key=key).status_code == 200
+    clock.advance(5)
+    assert api.get(R, key=key).status_code == 200
+    clock.advance(6)
+    r = api.get(R, key=key)
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+
+
+def test_last_used_at_is_written_again_when_due(api: Api, clock: FakeClock) -> None:
+    api.make_type()
+    key = api.new_key("records:read")
+
+    def last_used() -> object:
+        api.client.portal.call(api.service.settle)  # type: ignore[union-attr]
+        keys = api.client.portal.call(api.service.list_keys, "p1")  # type: ignore[union-attr]
+        (used,) = [k.last_used_at for k in keys if key.startswith(k.prefix)]
+        return used
+
+    assert api.get(R, key=key).status_code == 200
+    first = last_used()
+    assert first is not None
+    clock.advance(1)
+    assert api.get(R, key=key).status_code == 200
+    assert last_used() == first  # not due yet
+    clock.advance(api.service.settings.key_touch_seconds)
+    assert api.get(R, key=key).status_code == 200
+    later = last_used()
+    assert later is not None and later > first  # type: ignore[operator]
+
+
 def test_scopes_name_what_is_missing(api: Api) -> None:
     api.make_type()
     reader = api.new_key("records:read")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from recordbase.config import Settings
-from recordbase.ratelimit import MemoryLimiter
+from recordbase.ratelimit import MemoryLimiter, decide
 from recordbase.ratelimit_redis import RedisLimiter, RedisUnavailable
 from tests.conftest import REDIS_DEFAULT, Api, FakeClock, require_service
 
@@ -146,3 +146,21 @@ def test_redis_down_is_not_retried_at_once() -> None:
             await limiter.close()
 
     asyncio.run(main())
+
+
+def test_memory_limiter_inline_answers_are_decide_s_answers() -> None:
+    # take_now inlines decide's allowed case; both must give the same answers and buckets.
+    now = [0.0]
+    limiter = MemoryLimiter(clock=lambda: now[0])
+    for rate, burst in [(10.0, 5), (0.5, 3), (100.0, 1), (0.0, 2), (3.0, 50)]:
+        key = f"k{rate}-{burst}"
+        tokens, at = float(burst), now[0]
+        for step in range(60):
+            now[0] += (step % 7) * 0.037
+            expected_tokens = min(float(burst), tokens + (now[0] - at) * rate)
+            tokens, expected = decide(expected_tokens, rate, burst)
+            at = now[0]
+            got = limiter.take_now(key, rate, burst)
+            assert got == expected, (rate, burst, step)
+            assert limiter._buckets[key] == (tokens, at)
+        assert asyncio.run(limiter.take(key, rate, burst)).limit == burst

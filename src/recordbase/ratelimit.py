@@ -45,9 +45,21 @@ class MemoryLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
 
     async def take(self, key: str, rate: float, burst: int) -> Decision:
+        return self.take_now(key, rate, burst)
+
+    def take_now(self, key: str, rate: float, burst: int) -> Decision:
+        """`take` without the coroutine: the middleware calls it directly on this limiter.
+
+        The allowed case is `decide` inlined (same arithmetic, one call less per request);
+        tests hold the two to the same answers."""
         now = self.clock()
         tokens, at = self._buckets.get(key, (float(burst), now))
         tokens = min(float(burst), tokens + (now - at) * rate)
+        if tokens >= 1 and rate > 0:
+            tokens -= 1
+            self._buckets[key] = (tokens, now)
+            reset = math.ceil((burst - tokens) / rate)
+            return Decision(True, burst, int(tokens), reset if reset > 0 else 0, 0)
         tokens, decision = decide(tokens, rate, burst)
         self._buckets[key] = (tokens, now)
         return decision

@@ -49,6 +49,13 @@ class KeysAndTypes(ServiceBase):
         if self._stale():  # not awaiting _sync when it would return at once
             await self._sync()
         digest = hash_secret(secret)
+        now = self.clock()
+        # A key seen lately answers from here until its last-used time is due to be written
+        # again or it expires, whichever is first: no checks to repeat in between (a key
+        # changed or revoked bumps the epoch, which empties this cache in _sync).
+        made = self._principals.get(digest)
+        if made is not None and now < made[2]:
+            return made[1]
         keys = self._keys
         if digest in keys:
             key = keys[digest]
@@ -58,38 +65,40 @@ class KeysAndTypes(ServiceBase):
                 keys.clear()
                 self._principals.clear()
             keys[digest] = key
-        now = self.clock()
         if key is None:
             raise Unauthenticated("Unknown API key.")
         if key.revoked_at is not None:
             raise Unauthenticated("This API key has been revoked.")
         if key.expires_at is not None and key.expires_at <= now:
             raise Unauthenticated("This API key has expired.")
-        self._touch(key.id, now)
+        until = self._touch(key.id, now)
+        if key.expires_at is not None and key.expires_at < until:
+            until = key.expires_at
         # The Principal is made once per cached key object and shared by its requests (frozen;
-        # its `extra` dict must not be mutated in place): a key changed or revoked bumps the
-        # epoch, which empties both caches (ServiceBase._sync).
-        made = self._principals.get(digest)
+        # its `extra` dict must not be mutated in place).
         if made is not None and made[0] is key:
-            return made[1]
-        rate, burst = key.limits
-        principal = Principal(
-            project_id=key.project_id,
-            project_name=key.project_name,
-            key_id=key.id,
-            scopes=key.scopes,
-            rate=rate,
-            burst=burst,
-        )
-        self._principals[digest] = (key, principal)
+            principal = made[1]
+        else:
+            rate, burst = key.limits
+            principal = Principal(
+                project_id=key.project_id,
+                project_name=key.project_name,
+                key_id=key.id,
+                scopes=key.scopes,
+                rate=rate,
+                burst=burst,
+            )
+        self._principals[digest] = (key, principal, until)
         return principal
 
-    def _touch(self, key_id: str, now: datetime) -> None:
+    def _touch(self, key_id: str, now: datetime) -> datetime:
+        """Write the key's last-used time when due; returns when it is due next."""
         due = self._touched.get(key_id)  # when this key's last-used time may be written again
         if due is not None and now < due:
-            return
-        self._touched[key_id] = now + timedelta(seconds=self.settings.key_touch_seconds)
+            return due
+        due = self._touched[key_id] = now + timedelta(seconds=self.settings.key_touch_seconds)
         self._spawn(self.store.write(lambda tx: tx.touch_keys([(key_id, now)])))
+        return due
 
     async def create_key(
         self,

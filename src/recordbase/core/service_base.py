@@ -65,7 +65,8 @@ class ServiceBase:
         self._epoch_read_at = -1.0
         self._epoch_bumps = -1
         self._keys: dict[str, ApiKey | None] = {}
-        self._principals: dict[str, tuple[ApiKey, Principal]] = {}  # by digest, see authenticate
+        # by digest: the key, its Principal, and until when it answers unchecked (authenticate)
+        self._principals: dict[str, tuple[ApiKey, Principal, datetime]] = {}
         self._types: dict[tuple[str, str], RecordType] = {}
         self._touched: dict[str, datetime] = {}  # key id -> next last-used write (_touch)
         self._cursor_secret = b""
