@@ -1,9 +1,10 @@
 """The bare-framework reference: the same HTTP stack as recordbase answering a JSON echo.
 
 Starlette + uvicorn started with the options `recordbase serve` uses (one worker, no server
-header, no access log, uvicorn's automatic choice of loop and HTTP parser), and a route that
-reads the body, parses it with orjson and answers it back re-serialised: the ceiling of the
-HTTP layer for a request of the same size. Run: python bench/echo_app.py PORT
+header, no access log, uvicorn's automatic choice of loop, and the HTTP protocol `recordbase
+serve` runs: uvicorn's httptools protocol sending a response's head and body in one write,
+src/recordbase/web/server.py), and a route that reads the body, parses it with orjson and
+answers it back re-serialised: the ceiling of the HTTP layer for a request of the same size. Run: python bench/echo_app.py PORT
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from recordbase.web.server import http_protocol
 
 
 async def echo(request: Request) -> Response:
@@ -35,6 +38,7 @@ def main() -> None:
         log_level="warning",
         access_log=False,
         server_header=False,
+        http=http_protocol(),
     )
 
 

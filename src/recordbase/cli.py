@@ -253,6 +253,8 @@ def cmd_records_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from recordbase.web.server import http_protocol
+
     settings = _settings(args)
     if args.demo:
         _demo(settings, args.port or settings.port)
@@ -268,6 +270,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         access_log=args.access_log,
         server_header=False,
+        http=http_protocol(),  # a response's head and body in one write (web/server.py)
     )
     return 0
 
