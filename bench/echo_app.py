@@ -4,7 +4,10 @@ Starlette + uvicorn started with the options `recordbase serve` uses (one worker
 header, no access log, uvicorn's automatic choice of loop, and the HTTP protocol `recordbase
 serve` runs: uvicorn's httptools protocol sending a response's head and body in one write,
 src/recordbase/web/server.py), and a route that reads the body, parses it with orjson and
-answers it back re-serialised: the ceiling of the HTTP layer for a request of the same size. Run: python bench/echo_app.py PORT
+answers it back re-serialised: the ceiling of the HTTP layer for a request of the same size.
+With a second argument `stock` it runs uvicorn's own httptools protocol instead (two writes
+per answer): the bench shows that echo beside the single create too, for comparison with
+rounds before 12. Run: python bench/echo_app.py PORT [stock]
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def main() -> None:
         log_level="warning",
         access_log=False,
         server_header=False,
-        http=http_protocol(),
+        http="httptools" if sys.argv[2:] == ["stock"] else http_protocol(),
     )
 
 

@@ -176,10 +176,12 @@ class Bench:
         procs.wait_http(base + "/healthz", proc)
         return base
 
-    def start_echo(self) -> str:
+    def start_echo(self, *mode: str) -> str:
         port = procs.free_port()
+        exe = __import__("sys").executable
         proc = self.procs.start(
-            "echo", [__import__("sys").executable, str(procs.BENCH / "echo_app.py"), str(port)]
+            "echo-" + (mode[0] if mode else "joined"),
+            [exe, str(procs.BENCH / "echo_app.py"), str(port), *mode],
         )
         base = f"http://127.0.0.1:{port}"
         procs.wait_http(base + "/", proc)
@@ -247,6 +249,7 @@ class Bench:
 
         self.bodies()
         self.echo = self.start_echo()
+        self.echo_stock = self.start_echo("stock")
         ds = self.start_datasette()
         self.ds: tuple[str, str] | None = ds if isinstance(ds, tuple) else None
         self.ds_skip = ds if isinstance(ds, str) else ""
