@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 # Both SDKs are dev dependencies (requirements-lock.txt): a missing one is an error, not a skip.
@@ -26,6 +27,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import keywordsai  # noqa: F401
     import respan  # noqa: F401
+    from respan import RespanClient
 
 BIN = Path(sys.executable).parent / "recordbase"
 
@@ -77,10 +79,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
 
 
 def test_respan_sdk_create_list_retrieve(server: tuple[str, str]) -> None:
-    from respan import RespanClient
-
     url, key = server
-    rc = RespanClient(base_url=url, authorization="unused", respan_api_key=key)
+    # An httpx client we close ourselves: the SDK's own default is left to the garbage
+    # collector, whose ResourceWarning then lands in whichever test runs next.
+    with httpx.Client() as http:
+        _respan_create_list_retrieve(
+            RespanClient(
+                base_url=url, authorization="unused", respan_api_key=key, httpx_client=http
+            )
+        )
+
+
+def _respan_create_list_retrieve(rc: RespanClient) -> None:
     made = rc.spans.create_span(
         model="gpt-4o",
         input='[{"role": "user", "content": "hi"}]',
@@ -115,11 +125,12 @@ def test_respan_sdk_create_list_retrieve(server: tuple[str, str]) -> None:
 
 
 def test_respan_sdk_api_key_scheme_and_bulk(server: tuple[str, str]) -> None:
-    from respan import RespanClient
-
     url, key = server
-    rc = RespanClient(base_url=url, authorization=f"Api-Key {key}", respan_api_key=None)
-    result = rc.spans.bulk_create_spans(logs=[{"model": "gpt-4o"}, {"model": "o1"}])
+    with httpx.Client() as http:
+        rc = RespanClient(
+            base_url=url, authorization=f"Api-Key {key}", respan_api_key=None, httpx_client=http
+        )
+        result = rc.spans.bulk_create_spans(logs=[{"model": "gpt-4o"}, {"model": "o1"}])
     assert result.success_count == 2 and result.error_count == 0
 
 
