@@ -8,6 +8,7 @@ import asyncio
 import os
 import random
 import sys
+from typing import Any
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -263,3 +264,57 @@ def test_limit_headers_are_encoded_once_and_answer_what_the_face_makes() -> None
         (b"ratelimit-remaining", b"98"),
         (b"ratelimit-reset", b"1"),
     ]
+
+
+def test_a_record_of_data_alone_is_made_as_the_general_way_makes_it() -> None:
+    """RecordMaker.make's short way (plain type, `{"data": ...}` alone) answers exactly what
+    the general way answers: the same record for valid data, the same errors otherwise."""
+    from recordbase.core.records import RecordInput, parse_record_input
+    from recordbase.core.types import RecordType, parse_type_definition
+    from recordbase.core.validation import compile_validator
+    from recordbase.core.writes import RecordMaker
+    from recordbase.errors import RecordbaseError
+
+    definition = parse_type_definition(
+        {
+            "key": "plain",
+            "schema": {
+                "type": "object",
+                "properties": {"n": {"type": "integer"}, "s": {"type": "string"}},
+                "required": ["n"],
+                "additionalProperties": False,
+            },
+        }
+    )
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    rtype = RecordType("01T", "p", definition, 1, now, now)
+    validate = compile_validator(rtype.schema)
+
+    def maker(plain: bool) -> RecordMaker:
+        ids = iter(f"01K{i:023d}" for i in range(100)).__next__
+        made = RecordMaker(rtype, validate, 40, "actor", now, ids)
+        assert made.plain  # a type without naming or shaping
+        made.plain = plain
+        return made
+
+    cases: list[dict[str, Any]] = [
+        {"data": {"n": 1}},
+        {"data": {"n": 2, "s": "é"}},
+        {"data": {"s": "no n"}},  # invalid: the errors
+        {"data": {"n": 3, "x": True}},  # invalid: not allowed
+        {"data": {"n": 4, "s": "x" * 60}},  # over the 40-byte limit
+        {"data": {"n": 5}, "owner": "o"},  # more than data: the general way
+        {"data": {"n": 6}, "attachments": None},
+    ]
+    for i, body in enumerate(cases):
+        answers = []
+        for plain in (True, False):
+            errors: list[Any] = []
+            item: RecordInput = parse_record_input(body, f"/records/{i}", errors)
+            try:
+                record = maker(plain).make(item, f"/records/{i}", errors)
+                answers.append(("made", record, record.data_json, [e.as_dict() for e in errors]))
+            except RecordbaseError as exc:
+                answers.append(("raised", type(exc), str(exc), exc.errors))
+        assert answers[0] == answers[1], body
+    assert answers[0][0] == "made"

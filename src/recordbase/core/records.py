@@ -97,7 +97,7 @@ def records_json(records: list[Record]) -> bytes:
     dumps = orjson.dumps
     parts: list[bytes] = []
     shared: tuple[Any, ...] | None = None
-    tail = type_text = b""
+    tail = type_text = bare_head = bare_tail = b""
     for r in records:
         if r.data_json is None:
             parts.append(dumps(r.as_dict(), option=OUTPUT_JSON_OPTIONS))
@@ -116,8 +116,22 @@ def records_json(records: list[Record]) -> bytes:
                 option=OUTPUT_JSON_OPTIONS,
             )[1:]
             type_text = dumps(r.type)
+            # A record of data alone (the usual create) is its id and data between these.
+            bare_head = (
+                b',"type":' + type_text + b',"name":null,"external_id":null,"owner":null,"data":'
+            )
+            bare_tail = b',"description":null,"attachments":[],' + tail
         name, external_id, owner = r.name, r.external_id, r.owner
         description, attachments = r.description, r.attachments
+        if (
+            name is None
+            and external_id is None
+            and owner is None
+            and description is None
+            and not attachments
+        ):
+            parts.append(b'{"id":' + dumps(r.id) + bare_head + r.data_json.encode() + bare_tail)
+            continue
         parts.append(
             b'{"id":%b,"type":%b,"name":%b,"external_id":%b,"owner":%b,"data":%b,'
             b'"description":%b,"attachments":%b,%b'

@@ -39,19 +39,23 @@ def _compile(schema: dict[str, Any]) -> Any:
     return jsonschema_rs.Draft202012Validator(schema, validate_formats=True, retriever=_no_remote)
 
 
-Validate = Callable[[Any, str], list[FieldError]]
+class Validate:
+    """A compiled schema: `validate(data, path_prefix)` -> errors, [] when valid.
 
+    `is_valid(data)` answers the common case alone, in C (jsonschema_rs), for callers that
+    need no error list when the data is valid (core/writes.RecordMaker)."""
 
-def compile_validator(schema: dict[str, Any]) -> Validate:
-    """A function (data, path_prefix) -> errors; [] means valid. Fast path: `is_valid`."""
-    validator = _compile(schema)
-    is_valid = validator.is_valid
+    __slots__ = ("_validator", "is_valid")
 
-    def validate(data: Any, prefix: str) -> list[FieldError]:
-        if is_valid(data):
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self._validator = _compile(schema)
+        self.is_valid: Callable[[Any], bool] = self._validator.is_valid
+
+    def __call__(self, data: Any, prefix: str) -> list[FieldError]:
+        if self.is_valid(data):
             return []
         errors: list[FieldError] = []
-        for err in validator.iter_errors(data):
+        for err in self._validator.iter_errors(data):
             pointer = "".join("/" + _escape(str(p)) for p in err.instance_path)
             kind = type(err.kind).__name__.lower()
             if kind == "required":  # point at the missing member, not at its parent
@@ -61,7 +65,10 @@ def compile_validator(schema: dict[str, Any]) -> Validate:
                 break
         return errors
 
-    return validate
+
+def compile_validator(schema: dict[str, Any]) -> Validate:
+    """A function-like (data, path_prefix) -> errors; [] means valid. Fast path: `is_valid`."""
+    return Validate(schema)
 
 
 def _escape(segment: str) -> str:

@@ -86,16 +86,40 @@ class RecordMaker:
         shaper = shaper_for(rtype)
         self.shape = None if shaper.idle else shaper.created
         self.validate = validate
+        self.is_valid = validate.is_valid
+        # Neither naming rules nor shaping: a record of data alone takes `make`'s short way.
+        self.plain = self.naming is None and self.shape is None
         self.max_bytes = max_bytes
         self.actor = actor
         self.now = now
         self.ids = ids
 
     def make(self, item: RecordInput, where: str, errors: list[FieldError]) -> Record:
+        data = item.data
+        if (
+            self.plain
+            and type(data) is dict
+            and item.id is UNSET
+            and item.name is UNSET
+            and item.external_id is UNSET
+            and item.owner is UNSET
+            and item.description is UNSET
+            and item.attachments is UNSET
+        ):
+            # The usual create, `{"data": {...}}`: what the way below does for it, without
+            # the checks that cannot apply, and with the schema's yes/no answer alone when
+            # the data is valid (0.6 of 2.4 µs a record; docs/performance.md, round 13).
+            raw = orjson.dumps(data)
+            if len(raw) <= self.max_bytes and self.is_valid(data):
+                now, actor = self.now, self.actor
+                return Record(
+                    self.ids(), self.key, None, None, None, data, None, [], 1,
+                    now, now, actor, actor, raw.decode(),
+                )  # fmt: skip
         if self.naming is not None:
             errors.extend(naming_errors(self.rtype, item, where, creating=True))
         at = where + "/data"
-        data = item.data if isinstance(item.data, dict) else {}
+        data = data if isinstance(data, dict) else {}
         if self.shape is not None:
             data = self.shape(data, at)
         text = data_json(data, where, self.max_bytes)
