@@ -264,19 +264,26 @@ def depth_within(raw: bytes, limit: int) -> bool | None:
     adjacent `{}`, which removes at least one and at most two levels. Text still left after
     `limit` passes nests deeper than `limit`: False. Text gone after p passes nests at most
     2p deep: True when 2p <= limit, else None (the caller walks the parsed value). A typical
-    batch of 100 records takes a fifth of the walk's time.
+    batch of 100 records takes a tenth of the walk's time (21 against 206 µs).
     """
     text = raw
+    # No backslash, no escape: one memchr. Looking for the two bytes `\"` instead was a
+    # third of this function on a batch (every quote is a candidate match).
     if b"\\" in text:
         text = text.replace(b"\\\\", b"")
-    if b'\\"' in text:
-        text = text.replace(b'\\"', b"")
+        if b'\\"' in text:
+            text = text.replace(b'\\"', b"")
     text = text.translate(None, _NOT_STRUCTURE)
-    # A string without brackets is now `""`: deleting the pairs leaves the structure in one
-    # pass. A quote left over means a string held a bracket: then cut the strings out by
-    # splitting on the quotes (thousands of small objects for a large batch, hence second).
-    bare = text.replace(b'""', b"")
-    text = b"".join(text.split(b'"')[::2]) if b'"' in bare else bare
+    # A string without brackets is now `""`. When every quote is in such a pair, no string
+    # held a bracket, and deleting the quotes leaves the structure. Sound: a string holding
+    # one leaves a lone quote, because the opening quote of the first such string ends a run
+    # of quotes that is odd (it can start only with `""` pairs or a structure character),
+    # and `count` pairs quotes left to right within each run. Counting and deleting were a
+    # third of replacing the pairs (one match per string: 60 -> 20 µs for 100 records).
+    if text.count(b'""') * 2 == text.count(b'"'):
+        text = text.translate(None, b'"')
+    else:  # cut the strings out by splitting on the quotes
+        text = b"".join(text.split(b'"')[::2])
     passes = 0
     while text:
         if passes == limit:
