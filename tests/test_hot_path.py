@@ -8,8 +8,8 @@ import asyncio
 import os
 import random
 import sys
-from typing import Any
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from ulid import ULID
