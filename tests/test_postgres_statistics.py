@@ -75,8 +75,7 @@ def test_the_analyzer_runs_only_after_writes(
     def last_analyze() -> Any:
         def read(tx: Any) -> Any:
             row = tx.conn.execute(
-                "SELECT last_analyze FROM pg_stat_user_tables "
-                "WHERE relid = to_regclass('records')"
+                "SELECT last_analyze FROM pg_stat_user_tables WHERE relid = to_regclass('records')"
             ).fetchone()
             return row[0]
 

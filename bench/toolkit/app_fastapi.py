@@ -1,4 +1,5 @@
 """FastAPI: POST /echo -> orjson round-trip (raw Request, no pydantic model)."""
+
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response

@@ -1,4 +1,5 @@
 """Litestar: POST /echo -> orjson round-trip (raw Request, no model)."""
+
 import orjson
 from litestar import Litestar, Request, Response, post
 

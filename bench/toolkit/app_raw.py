@@ -1,4 +1,5 @@
 """Hand-written ASGI callable: POST /echo -> orjson round-trip."""
+
 import orjson
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -26,6 +27,6 @@ async def app(scope, receive, send):
         body += msg.get("body", b"")
         more = msg.get("more_body", False)
     out = orjson.dumps(orjson.loads(body))
-    headers = JSON_HEADERS + [(b"content-length", str(len(out)).encode())]
+    headers = [*JSON_HEADERS, (b"content-length", str(len(out)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": out})

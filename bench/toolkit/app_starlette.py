@@ -1,4 +1,5 @@
 """Starlette: POST /echo -> orjson round-trip."""
+
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request

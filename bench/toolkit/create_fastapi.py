@@ -1,10 +1,10 @@
 """FastAPI: POST /v1/types/{type}/records -> RecordService.create_records (raw Request, no model)."""
+
 import contextlib
 
+from create_common import build_service, create
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-
-from create_common import build_service, create
 
 service = build_service()
 

@@ -1,9 +1,9 @@
 """Litestar: POST /v1/types/{type}/records -> RecordService.create_records (raw Request, no model)."""
+
 import contextlib
 
-from litestar import Litestar, Request, Response, post
-
 from create_common import build_service, create
+from litestar import Litestar, Request, Response, post
 
 service = build_service()
 

@@ -1,4 +1,5 @@
 """Hand-written ASGI callable: POST /v1/types/{type}/records -> RecordService.create_records."""
+
 from create_common import build_service, create
 
 service = build_service()
