@@ -85,6 +85,10 @@ class RedisLimiter:
         )
         return cls(client, **kw)
 
+    def take_now(self, key: str, rate: float, burst: int) -> None:
+        """Never at once: the bucket is in Redis (await `take`)."""
+        return None
+
     async def take(self, key: str, rate: float, burst: int) -> Decision:
         if self.monotonic() < self._down_until:
             raise RedisUnavailable("Redis was unreachable moments ago; not retrying yet")

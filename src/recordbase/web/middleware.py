@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from recordbase.core.clock import new_request_id
 from recordbase.core.records import Principal
 from recordbase.errors import RateLimited, RecordbaseError, Unavailable
-from recordbase.ratelimit import Decision, MemoryLimiter
+from recordbase.ratelimit import Decision
 from recordbase.web.dispatch import Direct
 from recordbase.web.http import RequestHeaders, header_name
 from recordbase.web.idempotency import idempotency_key, run_idempotent
@@ -191,9 +191,8 @@ class Pipeline:
         rate = principal.rate if principal.rate is not None else settings.default_rate
         burst = principal.burst if principal.burst is not None else settings.default_burst
         try:
-            if type(limiter) is MemoryLimiter:  # no coroutine for an in-process bucket
-                decision = limiter.take_now(principal.key_id, rate, burst)
-            else:
+            decision = limiter.take_now(principal.key_id, rate, burst)
+            if decision is None:  # a shared bucket: answered over the network
                 decision = await limiter.take(principal.key_id, rate, burst)
         except Exception as exc:  # the shared limiter is down
             log.warning("rate limiter unavailable: %s", exc)
