@@ -80,6 +80,12 @@ class Settings:
         "workers (Python's default: 700); the objects alive once the worker has started are "
         "also frozen out of the collector's walks. 0 leaves the collector as Python sets it.",
     )
+    malloc_keep_mb: int = _setting(
+        64,
+        "Freed heap memory, in MiB, that glibc's malloc keeps for reuse in each `recordbase "
+        "serve` worker instead of handing it back to the kernel at once (Linux with glibc). "
+        "0 leaves glibc's defaults.",
+    )
     group_commit_max: int = _setting(
         256, "Most queued write requests the SQLite writer folds into one transaction."
     )
