@@ -256,6 +256,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from recordbase.web.server import http_protocol
 
     settings = _settings(args)
+    _restart_with_malloc_tunables(settings)  # before anything happens (the demo's key)
     if args.demo:
         _demo(settings, args.port or settings.port)
     env = {"RECORDBASE_DATABASE_URL": settings.database_url}
@@ -273,6 +274,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         http=http_protocol(),  # a response's head and body in one write (web/server.py)
     )
     return 0
+
+
+def _restart_with_malloc_tunables(settings: Settings) -> None:
+    """Start this very command again with glibc's malloc tunables in the environment.
+
+    glibc reads GLIBC_TUNABLES only when a process starts (app.malloc_tunables). The new
+    process (and its workers) find them set and go on; so does a process whose environment
+    already sets them, or where exec fails."""
+    from recordbase.app import malloc_tunables
+
+    tunables = malloc_tunables(settings.malloc_keep_mb, os.environ.get("GLIBC_TUNABLES", ""))
+    if tunables is None:
+        return
+    os.environ["GLIBC_TUNABLES"] = tunables
+    try:
+        os.execv(sys.executable, sys.orig_argv)
+    except OSError as exc:
+        print(f"warning: could not restart with malloc tunables: {exc}", file=sys.stderr)
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
