@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -111,3 +114,18 @@ def run_server(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=5)
+
+
+def run_script(script: str, arg: str, db: Path, **env: str) -> Any:
+    """Run `script` (Python source) with `arg` in a fresh interpreter on the SQLite file
+    `db`, for settings that are process-wide; returns the JSON of its last line of output."""
+    full = {**os.environ, "RECORDBASE_DATABASE_URL": f"sqlite:///{db}", **env}
+    out = subprocess.run(
+        [sys.executable, "-c", script, arg],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])

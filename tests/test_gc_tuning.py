@@ -4,11 +4,9 @@ interpreter: the collector is process-wide."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.server import run_script
 
 SCRIPT = """
 import gc, json, sys
@@ -24,20 +22,7 @@ with TestClient(app) as client:
 
 
 def _run(tmp_path: Path, which: str, **env: str) -> dict[str, list[int] | int]:
-    full = {
-        **os.environ,
-        "RECORDBASE_DATABASE_URL": f"sqlite:///{tmp_path / 'gc.db'}",
-        **env,
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, which],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    result: dict[str, list[int] | int] = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, list[int] | int] = run_script(SCRIPT, which, tmp_path / "gc.db", **env)
     return result
 
 

@@ -9,17 +9,14 @@ environment."""
 
 from __future__ import annotations
 
-import json
-import os
 import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from recordbase.app import TCACHE_COUNT, malloc_tunables
+from tests.server import run_script, run_server
 
 pytestmark = pytest.mark.skipif(
     platform.libc_ver()[0] != "glibc", reason="malloc tuning applies to glibc only"
@@ -49,20 +46,7 @@ MB = 1024 * 1024
 
 
 def _run(tmp_path: Path, which: str, **env: str) -> dict[str, int]:
-    full = {
-        **os.environ,
-        "RECORDBASE_DATABASE_URL": f"sqlite:///{tmp_path / 'malloc.db'}",
-        **env,
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, which],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    result: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, int] = run_script(SCRIPT, which, tmp_path / "malloc.db", **env)
     return result
 
 
@@ -89,8 +73,6 @@ def test_the_setting_bounds_what_is_kept(tmp_path: Path) -> None:
 
 def _served_tunables(tmp_path: Path, **env: str) -> str | None:
     """GLIBC_TUNABLES in the environment of a running `recordbase serve` (None: unset)."""
-    from tests.server import run_server
-
     with run_server(str(tmp_path / "serve.db"), env=env) as server:
         pid = httpx.get(server.url + "/healthz").json()["pid"]
         assert pid == server.process.pid  # started again in place (exec), not as a child
