@@ -96,7 +96,7 @@ def port() -> Iterator[int]:
 
 
 def test_serve_uses_the_joined_protocol() -> None:
-    assert http_protocol() is JoinedHttpToolsProtocol
+    assert issubclass(http_protocol(), JoinedHttpToolsProtocol)
 
 
 def test_a_response_leaves_in_one_write_and_keep_alive_goes_on(port: int) -> None:

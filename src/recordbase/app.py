@@ -9,7 +9,7 @@ import contextlib
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -26,7 +26,7 @@ from recordbase.core.store import Store
 from recordbase.errors import MethodNotAllowed, RecordbaseError, RouteNotFound
 from recordbase.ratelimit import Limiter, MemoryLimiter
 from recordbase.stores import open_store
-from recordbase.web.dispatch import Direct
+from recordbase.web.dispatch import Direct, Found, WriteWhole
 from recordbase.web.faces import keywords, zendesk
 from recordbase.web.http import JSONResponse
 from recordbase.web.middleware import Face, Pipeline
@@ -257,3 +257,20 @@ class _Outer:
             return
         scope["app"] = self.inner
         await self.pipeline(scope, receive, send)
+
+    # The lane of `recordbase serve`'s protocol (web/server.py) --------------------------------
+
+    def lean_route(self, scope: Any) -> Found | None:
+        """The direct route of a request that a lean handler may answer, or None."""
+        direct = self.pipeline.direct
+        if direct is None:
+            return None
+        found = direct.endpoint_for(scope)
+        return found if found is not None and found[3] is not None else None
+
+    def serve_lean(
+        self, scope: Any, receive: Any, send: Any, found: Found, write: WriteWhole
+    ) -> Awaitable[None]:
+        """This app's call for a request `lean_route` found, `write` to answer it at once."""
+        scope["app"] = self.inner
+        return self.pipeline.serve(scope, receive, send, found, write)

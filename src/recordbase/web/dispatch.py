@@ -50,6 +50,9 @@ Handler = Callable[[Request, Exception], Awaitable[Response]]
 # None to leave the request to the endpoint (decided before reading the body).
 Lean = Callable[[Scope, Receive, Headers, dict[str, Any], Any], Awaitable[tuple[int, bytes] | None]]
 Found = tuple[Route, Endpoint, Scope, Lean | None]
+# (status, headers as ASGI pairs, body) -> whether it was sent (else: send it the ASGI way);
+# web/server.py's lane gives the Pipeline one to send a lean answer in one go.
+WriteWhole = Callable[[int, list[tuple[bytes, bytes]], bytes], bool]
 # Distinct (method, path) pairs remembered; record ids make paths many, so the cache is
 # cleared when full (a miss costs one walk over the routes, as before the cache).
 ROUTE_CACHE_MAX = 4096

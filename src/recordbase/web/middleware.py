@@ -22,7 +22,7 @@ from recordbase.core.clock import new_request_id
 from recordbase.core.records import Principal
 from recordbase.errors import RateLimited, RecordbaseError, Unavailable
 from recordbase.ratelimit import Decision
-from recordbase.web.dispatch import Direct
+from recordbase.web.dispatch import Direct, Found, WriteWhole
 from recordbase.web.http import RequestHeaders, header_name
 from recordbase.web.idempotency import idempotency_key, run_idempotent
 
@@ -95,7 +95,19 @@ class Pipeline:
                 return face
         return self.fallback
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        return self.serve(scope, receive, send)  # no coroutine of its own around serve's
+
+    async def serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        found: Found | None = None,
+        write: WriteWhole | None = None,
+    ) -> None:
+        """The ASGI call; `found`: the direct route when the caller has looked it up already;
+        `write`: may send a whole answer of a lean route at once (web/server.py's lane)."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -125,7 +137,9 @@ class Pipeline:
                     state["principal"],
                     key,
                 )
-            elif direct is not None and (found := direct.endpoint_for(scope)) is not None:
+            elif direct is not None and (
+                found is not None or (found := direct.endpoint_for(scope)) is not None
+            ):
                 lean = found[3]
                 if lean is not None:
                     answer = await lean(
@@ -139,6 +153,8 @@ class Pipeline:
                             (b"content-type", b"application/json"),
                             *extra,
                         ]
+                        if write is not None and write(status, head, body):
+                            return
                         await send(
                             {"type": "http.response.start", "status": status, "headers": head}
                         )

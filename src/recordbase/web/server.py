@@ -1,18 +1,40 @@
 """The HTTP protocol `recordbase serve` runs: uvicorn's httptools protocol with each loop
-step's writes to a connection joined into one.
+step's writes to a connection joined into one, and a lane for the lean routes.
 
 uvicorn writes a response's head and its body with two `transport.write` calls, and uvloop
 sends each at once: two `send` system calls and, with Nagle off, two TCP segments for every
 answer. Here a connection's writes are held until the end of the loop step that made them
 and leave as one (docs/performance.md, round 12; docs/decisions.md).
+
+The lane (`LaneHttpToolsProtocol`): a request for a lean route (web/dispatch.py: native record
+creates, Keywords AI log creates) is run by the served app's `serve_lean` in place of uvicorn's
+ASGI wrapper around the app (`run_asgi`), the proxy-headers middleware and the app's own outer
+call, and its answer goes out as one prepared write in place of two ASGI `send` calls: those
+layers did nothing for such a request but cost ~8 µs of a single create's ~75 µs on the event
+loop (docs/performance.md, round 15). Everything else about the request is uvicorn's: parsing,
+its RequestResponseCycle (body, 100-continue, flow control, disconnects, keep-alive,
+pipelining), and `receive`. A request the lane cannot answer byte for byte as uvicorn would
+(forwarded headers for the proxy-headers middleware to read, an access log, a paused
+transport, a header value uvicorn refuses) takes the usual path.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextvars
+import functools
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # uvicorn[standard]
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from uvicorn.protocols.http.httptools_impl import (  # uvicorn[standard]
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
+from recordbase.web.dispatch import WriteWhole
 
 # Held bytes past this go out at once: a response streamed in one step stays bounded, and
 # the transport's own flow control (pause_writing) sees it.
@@ -85,6 +107,122 @@ class JoinedHttpToolsProtocol(HttpToolsProtocol):
         self.transport = JoinedWrites(transport, self.loop)  # type: ignore[assignment]
 
 
+class LeanServed(Protocol):
+    """What an app served with the lane offers (recordbase.app's outer app)."""
+
+    def lean_route(self, scope: Any) -> Any:
+        """What `serve_lean` needs to answer this request in the lane, or None."""
+
+    def serve_lean(
+        self, scope: Any, receive: Any, send: Any, found: Any, write: WriteWhole
+    ) -> Awaitable[None]:
+        """The app's answer to the request, as its ASGI call would give it; `write` may send
+        a whole answer in one go."""
+
+
+FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto")
+
+
+def _nothing() -> None:
+    return None
+
+
+def write_whole(
+    cycle: RequestResponseCycle, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> bool:
+    """A whole answer (its `content-length` among `headers`) in one transport write, with the
+    cycle left as uvicorn's `send` leaves it after the answer's head and body; False, having
+    done nothing, where `send` would do more or other than that (the caller then sends)."""
+    if (
+        cycle.response_started
+        or cycle.flow.write_paused
+        or cycle.access_log
+        or cycle.scope["method"] == "HEAD"
+    ):
+        return False
+    if cycle.disconnected:
+        return True  # send() would drop it too
+    content = [STATUS_LINE[status]]
+    for name, value in cycle.default_headers:
+        content += (name, b": ", value, b"\r\n")
+    for name, value in headers:  # names are our own, lowercase; values may echo the client
+        if HEADER_VALUE_RE.search(value):
+            return False  # send() raises for it
+        content += (name, b": ", value, b"\r\n")
+    if not cycle.keep_alive:
+        content.append(b"connection: close\r\n")
+    content += (b"\r\n", body)
+    cycle.response_started = True
+    cycle.waiting_for_100_continue = False
+    cycle.transport.write(b"".join(content))
+    cycle.response_complete = True
+    cycle.message_event.set()
+    if not cycle.keep_alive:
+        cycle.transport.close()
+    cycle.on_response()
+    return True
+
+
+def lean_served(app: Any) -> tuple[LeanServed | None, bool]:
+    """The app under uvicorn's proxy-headers middleware when it serves lean routes, and
+    whether that middleware is there; (None, _) when anything else wraps it."""
+    proxied = False
+    while isinstance(app, ProxyHeadersMiddleware):
+        proxied = True
+        app = app.app
+    if callable(getattr(app, "lean_route", None)) and callable(getattr(app, "serve_lean", None)):
+        return app, proxied
+    return None, proxied
+
+
+class LaneHttpToolsProtocol(JoinedHttpToolsProtocol):
+    """JoinedHttpToolsProtocol that runs lean routes in the lane (module docstring)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._served, self._proxied = lean_served(self.app)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        served = self._served
+        if served is not None and app is self.app:
+            scope = cycle.scope
+            found = served.lean_route(scope)
+            if found is not None and not (
+                self._proxied and any(name in FORWARDED for name, _ in scope["headers"])
+            ):
+                coro = self._run_lean(served, cycle, found)
+                if self.config.reset_contextvars:
+                    task = self.loop.create_task(coro, context=contextvars.Context())
+                else:
+                    task = self.loop.create_task(coro)
+                task.add_done_callback(self.tasks.discard)
+                self.tasks.add(task)
+                return
+        super()._start_asgi_task(cycle, app)
+
+    async def _run_lean(self, served: LeanServed, cycle: RequestResponseCycle, found: Any) -> None:
+        """`served.serve_lean` with what `cycle.run_asgi` does around an app."""
+        try:
+            await served.serve_lean(
+                cycle.scope, cycle.receive, cycle.send, found, functools.partial(write_whole, cycle)
+            )
+        except BaseException as exc:
+            cycle.logger.error("Exception in ASGI application\n", exc_info=exc)
+            if not cycle.response_started:
+                await cycle.send_500_response()
+            else:
+                cycle.transport.close()
+        else:
+            if not cycle.response_started and not cycle.disconnected:
+                cycle.logger.error("ASGI callable returned without starting response.")
+                await cycle.send_500_response()
+            elif not cycle.response_complete and not cycle.disconnected:
+                cycle.logger.error("ASGI callable returned without completing response.")
+                cycle.transport.close()
+        finally:
+            cycle.on_response = _nothing
+
+
 def http_protocol() -> type[asyncio.Protocol]:
     """What `uvicorn.run(http=...)` gets from `recordbase serve` (and the bench's echo)."""
-    return JoinedHttpToolsProtocol
+    return LaneHttpToolsProtocol
