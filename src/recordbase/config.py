@@ -95,6 +95,12 @@ class Settings:
         "runs the writes between requests and a committer thread the COMMIT). Slow writes "
         "(type and key changes) always use the writer thread.",
     )
+    sqlite_threads: str = _setting(
+        "batch",
+        "Scheduling of the SQLite writer, committer and checkpointer threads (Linux): `batch` "
+        "(SCHED_BATCH: a woken thread waits for the event loop's next pause instead of "
+        "preempting it) or `normal` (the system's default policy).",
+    )
     pg_pool_min: int = _setting(2, "PostgreSQL pool: connections kept open per worker.")
     pg_pool_max: int = _setting(10, "PostgreSQL pool: most connections per worker.")
     key_touch_seconds: int = _setting(

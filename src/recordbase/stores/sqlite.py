@@ -22,6 +22,7 @@ from recordbase.stores.common import apply_migrations
 from recordbase.stores.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from recordbase.stores.sqlite_indexes import analyze, upgrade_indexes
 from recordbase.stores.sqlite_readers import Readers
+from recordbase.stores.sqlite_sched import thread_policy
 from recordbase.stores.sqlite_writer import Writer
 
 log = logging.getLogger("recordbase")
@@ -164,6 +165,8 @@ class SqliteStore:
         if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
             sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         synchronous = self.settings.sqlite_synchronous
+        # The writer's, committer's and checkpointer's threads (sqlite_sched.py).
+        sched = thread_policy(self.settings.sqlite_threads)
         writer_conn = connect(self.path, synchronous)
         upgraded = in_transaction(writer_conn, upgrade_indexes)
         if upgraded:
@@ -180,10 +183,13 @@ class SqliteStore:
             on_loop=writes_on_loop(self.settings.sqlite_writer),
             group_max=self.settings.group_commit_max,
             analyze_seconds=self.settings.sqlite_analyze_seconds,
+            on_thread_start=sched,
         )
         self._writer.start()
         writer = self._writer
-        self._checkpointer = Checkpointer(lambda: connect(self.path, synchronous), writer.groups)
+        self._checkpointer = Checkpointer(
+            lambda: connect(self.path, synchronous), writer.groups, on_thread_start=sched
+        )
         self._checkpointer.start()
         self._readers = Readers(
             reader_count(self.settings.sqlite_readers),

@@ -34,8 +34,14 @@ BACKSTOP_PAGES = 10_000  # the writer's own automatic checkpoint (~40 MB of WAL)
 
 
 class Checkpointer:
-    def __init__(self, connect: Callable[[], sqlite3.Connection], progress: Callable[[], int]):
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        progress: Callable[[], int],
+        on_thread_start: Callable[[], None] = lambda: None,
+    ):
         self._connect = connect
+        self._on_thread_start = on_thread_start  # the thread runs it first
         self._progress = progress  # committed groups so far: nothing new, nothing to do
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -55,6 +61,7 @@ class Checkpointer:
             self._thread = None
 
     def _run(self, conn: sqlite3.Connection) -> None:
+        self._on_thread_start()
         done = self._progress()
         try:
             while not self._stop.wait(INTERVAL):

@@ -156,8 +156,10 @@ class Writer:
         on_loop: bool,
         group_max: int,
         analyze_seconds: int,
+        on_thread_start: Callable[[], None] = lambda: None,
     ) -> None:
         self.conn = conn
+        self.on_thread_start = on_thread_start  # each of its threads runs it first
         self.tx = SqliteTx(conn, remember_types=True)
         self.on_loop = on_loop
         self.group_max = max(1, group_max)
@@ -187,7 +189,7 @@ class Writer:
             self.conn.execute("PRAGMA busy_timeout=0")
             targets.append((self._commit_loop, "recordbase-commit"))
         for target, name in targets:
-            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread = threading.Thread(target=self._starting, args=(target,), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -307,6 +309,10 @@ class Writer:
                 self.loop.call_soon_threadsafe(self._answer, outcomes)
 
     # the writer thread ----------------------------------------------------------------------
+
+    def _starting(self, target: Callable[[], None]) -> None:
+        self.on_thread_start()
+        target()
 
     def _thread_loop(self) -> None:
         while True:
