@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from recordbase.stores.loops import running_loop
 from recordbase.stores.sqlite_tx import SqliteTx
 
 T = TypeVar("T")
@@ -50,7 +51,7 @@ class Readers:
 
     async def run(self, fn: Callable[[Any], T]) -> T:
         assert self._threads, "store not open"
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put((fn, future, loop))
         return await future

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from recordbase.stores.loops import running_loop
 from recordbase.stores.sqlite_indexes import analyze
 from recordbase.stores.sqlite_tx import SqliteTx
 
@@ -212,7 +213,7 @@ class Writer:
 
         A plain function returning the future, not a coroutine around it: one coroutine less
         to make, start and finish per write (the caller awaits the future itself)."""
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if slow:
             self._queue.put(([(fn, future)], loop))
