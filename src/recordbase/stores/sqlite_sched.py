@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 
 log = logging.getLogger("recordbase")
@@ -43,14 +44,8 @@ def batch_this_thread() -> None:
     try:
         os.sched_setscheduler(0, policy, os.sched_param(0))
     except OSError as exc:  # a sandbox that refuses it: the default policy stays
-        log.info("SCHED_BATCH not set for %s: %s", _name(), exc)
+        log.info("SCHED_BATCH not set for %s: %s", threading.current_thread().name, exc)
 
 
 def _leave() -> None:
     return None
-
-
-def _name() -> str:
-    import threading
-
-    return threading.current_thread().name
