@@ -70,6 +70,14 @@ class JoinedWrites:
         if self._size > HOLD_MAX:
             self.flush()
 
+    def write_whole(self, data: bytes) -> None:
+        """A whole answer already in one piece: sent at once when nothing is held (holding
+        it to the end of the step would join it with nothing), else after what is."""
+        if self._held is None and not self._transport.is_closing():
+            self._transport.write(data)
+        else:
+            self.write(data)
+
     def writelines(self, lines: Any) -> None:
         for data in lines:
             self.write(data)
@@ -154,7 +162,11 @@ def write_whole(
     content += (b"\r\n", body)
     cycle.response_started = True
     cycle.waiting_for_100_continue = False
-    cycle.transport.write(b"".join(content))
+    transport: Any = cycle.transport  # JoinedWrites under recordbase's protocols
+    if type(transport) is JoinedWrites:
+        transport.write_whole(b"".join(content))
+    else:
+        transport.write(b"".join(content))
     cycle.response_complete = True
     cycle.message_event.set()
     if not cycle.keep_alive:
