@@ -1,5 +1,5 @@
 """The lane of `recordbase serve`'s protocol (web/server.py): a lean route's request runs
-without uvicorn's ASGI wrapper, the proxy-headers middleware and the app's outer call, and
+without the proxy-headers middleware and the app's outer call, and
 its answer leaves as one prepared write. Every answer must be the one uvicorn's ASGI path
 gives, byte for byte but for what varies per request (ids, times, the Date header).
 

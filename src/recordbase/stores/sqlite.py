@@ -22,7 +22,7 @@ from recordbase.stores.common import apply_migrations
 from recordbase.stores.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from recordbase.stores.sqlite_indexes import analyze, upgrade_indexes
 from recordbase.stores.sqlite_readers import Readers
-from recordbase.stores.sqlite_sched import batch_this_thread, thread_policy
+from recordbase.stores.sqlite_sched import thread_policy
 from recordbase.stores.sqlite_writer import Writer
 
 log = logging.getLogger("recordbase")
@@ -168,7 +168,8 @@ class SqliteStore:
         synchronous = self.settings.sqlite_synchronous
         # The writer's, committer's and checkpointer's threads (sqlite_sched.py).
         sched = thread_policy(self.settings.sqlite_threads)
-        if sched is not batch_this_thread and sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
+        normal = self.settings.sqlite_threads == "normal"
+        if normal and sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
             sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         writer_conn = connect(self.path, synchronous)
         upgraded = in_transaction(writer_conn, upgrade_indexes)

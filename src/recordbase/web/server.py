@@ -7,9 +7,9 @@ answer. Here a connection's writes are held until the end of the loop step that 
 and leave as one (docs/performance.md, round 12; docs/decisions.md).
 
 The lane (`LaneHttpToolsProtocol`): a request for a lean route (web/dispatch.py: native record
-creates, Keywords AI log creates) is run by the served app's `serve_lean` in place of uvicorn's
-ASGI wrapper around the app (`run_asgi`), the proxy-headers middleware and the app's own outer
-call, and its answer goes out as one prepared write in place of two ASGI `send` calls: those
+creates, Keywords AI log creates) is run by the served app's `serve_lean` (inside uvicorn's own
+`run_asgi`, for its error handling) in place of the proxy-headers middleware and the app's own
+outer call, and its answer goes out as one prepared write in place of two ASGI `send` calls: those
 layers did nothing for such a request but cost ~8 µs of a single create's ~75 µs on the event
 loop (docs/performance.md, round 15). Everything else about the request is uvicorn's: parsing,
 its RequestResponseCycle (body, 100-continue, flow control, disconnects, keep-alive,
@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol
 
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -131,10 +131,6 @@ class LeanServed(Protocol):
 FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto")
 
 
-def _nothing() -> None:
-    return None
-
-
 def write_whole(
     cycle: RequestResponseCycle, status: int, headers: list[tuple[bytes, bytes]], body: bytes
 ) -> bool:
@@ -212,27 +208,14 @@ class LaneHttpToolsProtocol(JoinedHttpToolsProtocol):
                 return
         super()._start_asgi_task(cycle, app)
 
-    async def _run_lean(self, served: LeanServed, cycle: RequestResponseCycle, found: Any) -> None:
-        """`served.serve_lean` with what `cycle.run_asgi` does around an app."""
-        try:
-            await served.serve_lean(
-                cycle.scope, cycle.receive, cycle.send, found, functools.partial(write_whole, cycle)
-            )
-        except BaseException as exc:
-            cycle.logger.error("Exception in ASGI application\n", exc_info=exc)
-            if not cycle.response_started:
-                await cycle.send_500_response()
-            else:
-                cycle.transport.close()
-        else:
-            if not cycle.response_started and not cycle.disconnected:
-                cycle.logger.error("ASGI callable returned without starting response.")
-                await cycle.send_500_response()
-            elif not cycle.response_complete and not cycle.disconnected:
-                cycle.logger.error("ASGI callable returned without completing response.")
-                cycle.transport.close()
-        finally:
-            cycle.on_response = _nothing
+    def _run_lean(
+        self, served: LeanServed, cycle: RequestResponseCycle, found: Any
+    ) -> Coroutine[Any, Any, None]:
+        """uvicorn's own `run_asgi` (its error handling, its 500s) around `serve_lean`."""
+        write = functools.partial(write_whole, cycle)
+        return cycle.run_asgi(
+            lambda scope, receive, send: served.serve_lean(scope, receive, send, found, write)
+        )
 
 
 def http_protocol() -> type[asyncio.Protocol]:
