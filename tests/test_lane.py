@@ -162,18 +162,28 @@ def test_every_create_answers_as_on_uvicorns_path(served: Served) -> None:
 
 def test_errors_limits_and_other_routes_answer_as_before(served: Served) -> None:
     creates = "/v1/types/contact/records"
+    service = served.app.state.service
+    _k, reader = served.call(lambda: service.create_key("p1", ["records:read"]))
+    _k, other = served.call(lambda: service.create_key("p2", ["admin"]))
     cases: list[tuple[str, str, Any, dict[str, str]]] = [
         ("POST", "/v1/types/nope/records", {"record": {"data": {}}}, {}),  # 404, in the lane
+        ("POST", creates, {"record": {"data": {}}}, {"Authorization": f"Bearer {reader}"}),
+        ("POST", creates, {"record": {"data": {}}}, {"Authorization": f"Bearer {other}"}),
+        ("POST", creates, {"record": {"data": {"age": "x"}}}, {}),  # wrong type: 400
         ("POST", creates + "?x=1", {"record": {"data": {}}}, {}),  # parameters: declined
         ("POST", creates, {"record": {"data": {}}}, {"Authorization": "Bearer nope"}),
         ("POST", creates, {"record": {"data": {}}}, {"Authorization": ""}),
         ("POST", creates, b"x" * (3 * 1024 * 1024), {}),  # over the body limit
         ("GET", creates, None, {}),  # not a lean route
     ]
+    statuses = []
     for method, path, body, headers in cases:
         lane, usual, _taken = both_paths(served, method, path, body, headers)
         assert lane == usual, (method, path, headers)
-        assert lane[0] >= 200, lane
+        statuses.append(lane[0])
+    # Another project's type is not found; a read-only key may not create.
+    assert statuses[:4] == [404, 403, 404, 400], statuses
+    assert all(200 <= s < 500 for s in statuses), statuses
 
 
 def test_a_rate_limited_key_answers_as_before(served: Served) -> None:
