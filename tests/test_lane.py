@@ -277,3 +277,58 @@ def test_expect_100_continue_in_the_lane(served: Served) -> None:
             got += chunk
     assert got.startswith(b"HTTP/1.1 201 Created"), got
     assert len(LANE) - before == 1
+
+
+def test_a_body_that_comes_in_two_reads_is_read_from_receive(served: Served) -> None:
+    """The lane takes a body at once only when all of it came; here the task starts with half
+    of it, so the handler waits on uvicorn's `receive` for the rest."""
+    before = len(LANE)
+    data = create_bytes(served, b"Connection: close")
+    cut = len(data) - 10
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(data[:cut])
+        time.sleep(0.2)
+        sock.sendall(data[cut:])
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201 Created"), got
+    assert json.loads(body)["records"][0]["data"] == {"age": 1}
+    assert len(LANE) - before == 1
+
+
+def test_a_whole_body_has_the_limits_of_a_received_one() -> None:
+    """receive_json given a body at once (web/http.ReceiveWhole) checks it as receive_body
+    checks a received one: the same errors, word for word."""
+    from starlette.datastructures import Headers
+
+    from recordbase.errors import PayloadTooLarge
+    from recordbase.web.http import ReceiveWhole, receive_body, receive_json
+
+    class Whole(ReceiveWhole):
+        def __init__(self, body: bytes) -> None:
+            self.body = body
+
+        def whole(self) -> bytes | None:
+            return self.body
+
+        async def __call__(self) -> dict[str, Any]:
+            return {"type": "http.request", "body": self.body, "more_body": False}
+
+    settings = Settings(max_body_bytes=20)
+    json_type = [(b"content-type", b"application/json")]
+    declared = Headers(raw=[*json_type, (b"content-length", b"25")])
+    undeclared = Headers(raw=json_type)
+    assert asyncio.run(receive_json(Whole(b'{"a": [1, 2]}'), undeclared, settings)) == {"a": [1, 2]}
+    for headers in (declared, undeclared):
+        big = b'{"a": "' + b"x" * 14 + b'"}'
+        errors = []
+        for receive in (Whole(big), Whole(big).__call__):
+            with pytest.raises(PayloadTooLarge) as caught:
+                if isinstance(receive, ReceiveWhole):
+                    asyncio.run(receive_json(receive, headers, settings))
+                else:
+                    asyncio.run(receive_body(receive, headers, 20))
+            errors.append(str(caught.value))
+        assert errors[0] == errors[1], errors

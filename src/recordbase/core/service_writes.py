@@ -133,6 +133,14 @@ class RecordWrites(ServiceBase):
             maker = self._maker(p, rtype, now, fresh.__next__)
             records = [maker.make(item, f"/records/{i}", errors) for i, item in enumerate(items)]
             _raise_invalid(errors)
+            if not (client_ids or rtype.keyed or any(r.external_id is not None for r in records)):
+                # Fresh ids, no external ids, no key rows, no names to number: `write` below
+                # would find nothing to check (the usual create) and only insert.
+                def insert(tx: WriteTx) -> list[Record]:
+                    tx.insert_records(rtype, records, ())
+                    return records
+
+                return insert
 
             def write(tx: WriteTx) -> list[Record]:
                 self._number(tx, rtype, records)

@@ -210,10 +210,30 @@ async def json_body(request: Request, *, allow_empty: bool = False) -> Any:
     return parse_json_body(raw, request.headers, limit, allow_empty=allow_empty)
 
 
+class ReceiveWhole:
+    """An ASGI `receive` that can also hand over, without a message, a request body that has
+    all arrived (web/server.py's lane gives the lean handlers one)."""
+
+    __slots__ = ()
+
+    def whole(self) -> bytes | None:
+        """The whole body, taken as `receive` would take it, when it has all arrived and
+        nothing else is pending (an answer to 100-continue, a disconnect); else None, having
+        done nothing: then call `receive`."""
+        raise NotImplementedError
+
+
 async def receive_json(receive: Receive, headers: Headers, settings: Any) -> Any:
     """`json_body` without a Request: the body from `receive`, with the same limits and
     checks (the lean handlers of web/dispatch.py)."""
-    raw = await receive_body(receive, headers, settings.max_body_bytes)
+    limit: int = settings.max_body_bytes
+    raw = receive.whole() if isinstance(receive, ReceiveWhole) else None
+    if raw is None:
+        raw = await receive_body(receive, headers, limit)
+    else:  # receive_body's checks and errors
+        check_declared_size(headers, limit)
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.")
     return parse_json_body(raw, headers, settings.max_depth)
 
 

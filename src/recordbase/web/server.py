@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import operator
 from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol
 
@@ -35,6 +36,7 @@ from uvicorn.protocols.http.httptools_impl import (  # uvicorn[standard]
 )
 
 from recordbase.web.dispatch import WriteWhole
+from recordbase.web.http import ReceiveWhole
 
 # Held bytes past this go out at once: a response streamed in one step stays bounded, and
 # the transport's own flow control (pause_writing) sees it.
@@ -128,7 +130,8 @@ class LeanServed(Protocol):
         a whole answer in one go."""
 
 
-FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto")
+FORWARDED = frozenset((b"x-forwarded-for", b"x-forwarded-proto"))
+_name = operator.itemgetter(0)  # of a header pair
 
 
 def write_whole(
@@ -149,10 +152,12 @@ def write_whole(
     content = [STATUS_LINE[status]]
     for name, value in cycle.default_headers:
         content += (name, b": ", value, b"\r\n")
+    values = []
     for name, value in headers:  # names are our own, lowercase; values may echo the client
-        if HEADER_VALUE_RE.search(value):
-            return False  # send() raises for it
+        values.append(value)
         content += (name, b": ", value, b"\r\n")
+    if HEADER_VALUE_RE.search(b"".join(values)):  # one search: it matches single bytes
+        return False  # send() raises for it
     if not cycle.keep_alive:
         content.append(b"connection: close\r\n")
     content += (b"\r\n", body)
@@ -169,6 +174,35 @@ def write_whole(
         cycle.transport.close()
     cycle.on_response()
     return True
+
+
+class LaneReceive(ReceiveWhole):
+    """uvicorn's `receive` for a lane request, and its body at once when all of it arrived
+    (the usual case: one read brings a small request whole). uvicorn's `receive` would wait
+    on the cycle's event (set already), clear it and copy the body into a message; a lean
+    handler takes the bytes. Everything else, `receive` answers as ever."""
+
+    __slots__ = ("_cycle",)
+
+    def __init__(self, cycle: RequestResponseCycle) -> None:
+        self._cycle = cycle
+
+    def __call__(self) -> Awaitable[Any]:
+        return self._cycle.receive()
+
+    def whole(self) -> bytes | None:
+        cycle = self._cycle
+        if (
+            cycle.more_body
+            or cycle.waiting_for_100_continue
+            or cycle.disconnected
+            or cycle.response_complete
+            or cycle.flow.read_paused
+        ):
+            return None
+        body = bytes(cycle.body)
+        cycle.body = bytearray()
+        return body
 
 
 def lean_served(app: Any) -> tuple[LeanServed | None, bool]:
@@ -196,7 +230,7 @@ class LaneHttpToolsProtocol(JoinedHttpToolsProtocol):
             scope = cycle.scope
             found = served.lean_route(scope)
             if found is not None and not (
-                self._proxied and any(name in FORWARDED for name, _ in scope["headers"])
+                self._proxied and not FORWARDED.isdisjoint(map(_name, scope["headers"]))
             ):
                 coro = self._run_lean(served, cycle, found)
                 if self.config.reset_contextvars:
@@ -213,8 +247,9 @@ class LaneHttpToolsProtocol(JoinedHttpToolsProtocol):
     ) -> Coroutine[Any, Any, None]:
         """uvicorn's own `run_asgi` (its error handling, its 500s) around `serve_lean`."""
         write = functools.partial(write_whole, cycle)
+        receive = LaneReceive(cycle)
         return cycle.run_asgi(
-            lambda scope, receive, send: served.serve_lean(scope, receive, send, found, write)
+            lambda scope, _receive, send: served.serve_lean(scope, receive, send, found, write)
         )
 
 
