@@ -49,12 +49,18 @@ class _UlidSource:
     def __call__(self) -> str:
         with self._lock:
             value = self._take(1)
-            return self._head_text(value >> 10) + _PAIRS[value & 1023]
+            high = value >> 10
+            head = self._head if high == self._head_of else self._head_text(high)
+            return head + _PAIRS[value & 1023]
 
     def many(self, n: int) -> list[str]:
         """n new ULIDs, ascending, each greater than every id this source gave before."""
-        if n == 1:
-            return [self()]
+        if n == 1:  # __call__'s body: a call less for a single create
+            with self._lock:
+                value = self._take(1)
+                high = value >> 10
+                head = self._head if high == self._head_of else self._head_text(high)
+                return [head + _PAIRS[value & 1023]]
         out: list[str] = []
         with self._lock:
             value = self._take(n)

@@ -121,9 +121,12 @@ class RecordWrites(ServiceBase):
         self, p: Principal, type_key: str, items: Sequence[RecordInput]
     ) -> list[Record]:
         p.require("records", "write", type_key)
-        self._check_batch(items)
-
-        client_ids = sum(isinstance(item.id, str) for item in items)
+        if not items or len(items) > self.settings.max_batch:
+            self._check_batch(items)  # raises
+        client_ids = 0  # loops rather than generators here and below: a frame less each
+        for item in items:
+            if isinstance(item.id, str):
+                client_ids += 1
 
         def make(rtype: RecordType) -> Callable[[WriteTx], list[Record]]:
             now = self.clock()
@@ -132,8 +135,14 @@ class RecordWrites(ServiceBase):
             fresh = iter(new_ids(self.new_id, len(items) - client_ids))
             maker = self._maker(p, rtype, now, fresh.__next__)
             records = [maker.make(item, f"/records/{i}", errors) for i, item in enumerate(items)]
-            _raise_invalid(errors)
-            if not (client_ids or rtype.keyed or any(r.external_id is not None for r in records)):
+            if errors:
+                _raise_invalid(errors)
+            plain = not (client_ids or rtype.keyed)
+            for r in records:
+                if r.external_id is not None:
+                    plain = False
+                    break
+            if plain:
                 # Fresh ids, no external ids, no key rows, no names to number: `write` below
                 # would find nothing to check (the usual create) and only insert.
                 def insert(tx: WriteTx) -> list[Record]:

@@ -318,15 +318,19 @@ class SqliteTx(SqlTx):
     def insert_records(
         self, rtype: RecordType, records: Sequence[Record], keys: Sequence[KeyRow]
     ) -> None:
-        key = self._type_key(rtype.id)
+        if self._remember:  # the type's number and whether it is searched, in one look-up
+            key, _version, searched = self._type_state(rtype.id)
+        else:
+            key, searched = self._type_key(rtype.id), self._searched(rtype.id)
         try:
             if not self._insert_created(key, records):
                 self._insert_values(INSERT_RECORD, RECORD_ROW, self._insert_rows(key, records))
         except sqlite3.IntegrityError as exc:
             raise _clash(exc) from exc
-        if self._searched(rtype.id):
+        if searched:
             sqlite_search.add(self.conn, rtype.id, [r.id for r in records])
-        self._insert_keys(rtype, keys)
+        if keys:
+            self._insert_keys(rtype, keys)
 
     def _insert_created(self, type_key: int, records: Sequence[Record]) -> bool:
         """INSERT records that were made together, binding what they share once per statement.

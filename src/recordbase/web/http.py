@@ -93,16 +93,17 @@ class RequestHeaders(Headers):
         self._first: dict[bytes, bytes] = dict(reversed(raw))
 
     def __getitem__(self, key: str) -> str:
-        value = self._first.get(header_name(key))
+        value = self._first.get(_NAMES.get(key) or header_name(key))
         if value is None:
             raise KeyError(key)
         return value.decode("latin-1")
 
     def __contains__(self, key: Any) -> bool:
-        return isinstance(key, str) and header_name(key) in self._first
+        return isinstance(key, str) and (_NAMES.get(key) or header_name(key)) in self._first
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = self._first.get(header_name(key))
+        # `_NAMES.get(key) or header_name(key)`: a name asked before costs no call
+        value = self._first.get(_NAMES.get(key) or header_name(key))
         return default if value is None else value.decode("latin-1")
 
 
@@ -230,10 +231,9 @@ async def receive_json(receive: Receive, headers: Headers, settings: Any) -> Any
     raw = receive.whole() if isinstance(receive, ReceiveWhole) else None
     if raw is None:
         raw = await receive_body(receive, headers, limit)
-    else:  # receive_body's checks and errors
+    elif len(raw) > limit:  # receive_body's errors (a declared size is this body's own)
         check_declared_size(headers, limit)
-        if len(raw) > limit:
-            raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.")
+        raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.")
     return parse_json_body(raw, headers, settings.max_depth)
 
 

@@ -142,9 +142,8 @@ class Pipeline:
             ):
                 lean = found[3]
                 if lean is not None:
-                    answer = await lean(
-                        scope, receive, headers, found[2]["path_params"], self._state(scope)
-                    )
+                    app_state = self.app.state  # type: ignore[attr-defined]
+                    answer = await lean(scope, receive, headers, found[2]["path_params"], app_state)
                     if answer is not None:
                         status, body = answer
                         started.append(True)
@@ -196,7 +195,7 @@ class Pipeline:
         extra: list[tuple[bytes, bytes]],
         headers: Headers,
     ) -> None:
-        app_state = self._state(scope)
+        app_state = self.app.state  # type: ignore[attr-defined]
         service = app_state.service
         principal = await service.authenticate(face.credentials(headers))
         if face.refine is not None:

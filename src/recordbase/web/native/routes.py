@@ -130,6 +130,12 @@ def _raw_items(body: Any) -> list[Any]:
 
 
 def _record_items(body: Any) -> list[RecordInput]:
+    if type(body) is dict and len(body) == 1:  # {"record": {"data": {...}}}: nothing to check
+        item = body.get("record")
+        if type(item) is dict and len(item) == 1:
+            data = item.get("data")
+            if type(data) is dict:
+                return [RecordInput(data=data)]
     items = _raw_items(body)
     errors: list[FieldError] = []
     parsed = [parse_record_input(item, f"/records/{i}", errors) for i, item in enumerate(items)]
