@@ -125,3 +125,24 @@ def test_rate_limit_headers_and_429(make_api, settings) -> None:  # type: ignore
     r = api.get(R, key=key)
     assert r.status_code == 429 and r.json()["code"] == "rate_limited"
     assert int(r.headers["retry-after"]) >= 1
+
+
+def test_the_sync_answer_is_authenticates_own(api: Api) -> None:
+    """`authenticated` (the pipeline's way without awaiting) answers only where `authenticate`
+    would answer from its caches; anything else is None, for `authenticate` to decide."""
+    service = api.service
+    portal = api.client.portal
+    key = api.new_key("records:read")
+    assert service.authenticated(None) is None and service.authenticated("") is None
+    assert service.authenticated("rb_nope") is None
+    assert service.authenticated(key) is None  # not seen yet: authenticate reads the store
+
+    async def both() -> tuple[object, object]:  # nothing awaited between the two
+        principal = await service.authenticate(key)
+        return principal, service.authenticated(key)
+
+    principal, again = portal.call(both)  # type: ignore[union-attr]
+    assert again is principal
+    portal.call(service.revoke_key, key)  # type: ignore[union-attr]
+    assert service.authenticated(key) is None  # the epoch moved: authenticate re-reads it
+    assert api.get(R, key=key).status_code == 401

@@ -90,20 +90,21 @@ class RequestHeaders(Headers):
         if type(raw) is not list:
             raw = scope["headers"] = list(raw)
         self._list = raw
-        self._first: dict[bytes, bytes] = dict(reversed(raw))
+        # raw name -> its first value: hot paths look a fixed name up here without a call
+        self.first: dict[bytes, bytes] = dict(reversed(raw))
 
     def __getitem__(self, key: str) -> str:
-        value = self._first.get(_NAMES.get(key) or header_name(key))
+        value = self.first.get(_NAMES.get(key) or header_name(key))
         if value is None:
             raise KeyError(key)
         return value.decode("latin-1")
 
     def __contains__(self, key: Any) -> bool:
-        return isinstance(key, str) and (_NAMES.get(key) or header_name(key)) in self._first
+        return isinstance(key, str) and (_NAMES.get(key) or header_name(key)) in self.first
 
     def get(self, key: str, default: Any = None) -> Any:
         # `_NAMES.get(key) or header_name(key)`: a name asked before costs no call
-        value = self._first.get(_NAMES.get(key) or header_name(key))
+        value = self.first.get(_NAMES.get(key) or header_name(key))
         return default if value is None else value.decode("latin-1")
 
 

@@ -114,16 +114,25 @@ class Pipeline:
         path: str = scope["path"]
         face = self.face_for(path)
         headers = RequestHeaders(scope)  # read once for every lookup of this request
-        request_id = headers.get("x-request-id") or new_request_id()
+        given = headers.first.get(b"x-request-id")
+        if given:
+            request_id = given.decode("latin-1")
+        else:
+            request_id = new_request_id()
+            given = request_id.encode("latin-1")
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["face"] = face
         # Our headers on every answer, encoded once: the request id, then the face's limits.
-        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode("latin-1"))]
+        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", given)]
         started: list[bool] = []  # not empty once the answer's head went out
 
         try:
-            if path not in face.public_paths and path not in PUBLIC:
+            if (
+                path not in face.public_paths
+                and path not in PUBLIC
+                and not self._admit_now(face, state, extra, headers)
+            ):
                 await self._admit(scope, face, state, extra, headers)
             key = idempotency_key(scope, headers)
             direct = self.direct
@@ -187,6 +196,39 @@ class Pipeline:
                 response.headers.setdefault(name, value)
             await response(scope, receive, send)
 
+    def _admit_now(
+        self,
+        face: Face,
+        state: dict[str, Any],
+        extra: list[tuple[bytes, bytes]],
+        headers: Headers,
+    ) -> bool:
+        """`_admit` where nothing needs awaiting (a key seen lately, with the service's caches
+        fresh, and a bucket in this process): True once done, as `_admit` would have done it;
+        False, having changed nothing, when `_admit` must run (two coroutines less per
+        request otherwise)."""
+        app_state = self.app.state  # type: ignore[attr-defined]
+        service = app_state.service
+        principal = service.authenticated(face.credentials(headers))
+        if principal is None:
+            return False
+        if face.refine is not None:
+            principal = face.refine(principal, headers)
+        settings = service.settings
+        rate = principal.rate if principal.rate is not None else settings.default_rate
+        burst = principal.burst if principal.burst is not None else settings.default_burst
+        try:
+            decision = app_state.limiter.take_now(principal.key_id, rate, burst)
+        except Exception:  # _admit says what to do about it
+            return False
+        if decision is None:  # a shared bucket: answered over the network
+            return False
+        state["principal"] = principal
+        extra += limit_header_bytes(face.limit_headers, decision)
+        if not decision.allowed:
+            raise _rate_limited(decision)
+        return True
+
     async def _admit(
         self,
         scope: Scope,
@@ -216,11 +258,7 @@ class Pipeline:
             return
         extra += limit_header_bytes(face.limit_headers, decision)
         if not decision.allowed:
-            raise RateLimited(
-                f"Too many requests for this key; retry in {decision.retry_after} s.",
-                headers={"Retry-After": str(decision.retry_after)},
-                extra={"retry_after": decision.retry_after},
-            )
+            raise _rate_limited(decision)
 
     def _service(self, scope: Scope) -> Any:
         return self._state(scope).service
@@ -230,6 +268,14 @@ class Pipeline:
 
     def _state(self, scope: Scope) -> Any:
         return self.app.state  # type: ignore[attr-defined]
+
+
+def _rate_limited(decision: Decision) -> RateLimited:
+    return RateLimited(
+        f"Too many requests for this key; retry in {decision.retry_after} s.",
+        headers={"Retry-After": str(decision.retry_after)},
+        extra={"retry_after": decision.retry_after},
+    )
 
 
 def with_headers(

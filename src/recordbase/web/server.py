@@ -103,6 +103,9 @@ class JoinedWrites:
         self._held = None
         self._transport.abort()
 
+    def is_closing(self) -> bool:  # asked after every answer: no __getattr__ on the way
+        return self._transport.is_closing()
+
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + (self._size if self._held else 0)
 
