@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -15,8 +16,9 @@ Clock = Callable[[], datetime]
 NewId = Callable[[], str]
 
 
-def system_clock() -> datetime:
-    return datetime.now(UTC)
+# datetime.now(UTC), called from C: no Python frame per read (the service reads it on every
+# write and every authenticated request)
+system_clock: Clock = functools.partial(datetime.now, UTC)
 
 
 # ULID text is Crockford base32 of 130 bits (2 zero bits + 48-bit ms + 80-bit randomness):

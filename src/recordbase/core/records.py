@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Final
 
 import orjson
@@ -345,7 +346,7 @@ class Principal:
                 extra={"missing_scope": needed},
             )
 
-    @property
+    @cached_property  # once per principal (frozen): a plain attribute after
     def actor(self) -> str:
         return self.user or f"key:{self.key_id}"
 

@@ -138,7 +138,10 @@ class ServiceBase:
     def cached_type(self, p: Principal, key: str) -> RecordType | None:
         """The type from the cache when the cache is known fresh, without awaiting anything
         (a hit answers as `type_for` would; None: ask `type_for`)."""
-        if self._stale():
+        if (  # _stale(), inline: asked on every write
+            self._epoch_bumps != _LOCAL_BUMPS[0]
+            or time.monotonic() - self._epoch_read_at >= EPOCH_WINDOW
+        ):
             return None
         return self._types.get((p.project_id, key))
 

@@ -23,6 +23,7 @@ import copy
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -246,7 +247,7 @@ class Shaper:
             constants=d.constants,
         )
 
-    @property
+    @cached_property  # once per compiled shaper (frozen)
     def idle(self) -> bool:
         """Whether the type declares nothing to shape: `created` returns data as it is."""
         return not (

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from recordbase.errors import FieldError, InvalidSchema, UnknownMember, ValidationFailed
@@ -137,19 +138,21 @@ class RecordType:
     updated_at: datetime
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    # Read on every write: cached_property keeps each answer in the (frozen, never changed)
+    # object's __dict__, so a read after the first is a plain attribute, not a call.
+    @cached_property
     def key(self) -> str:
         return self.definition.key
 
-    @property
+    @cached_property
     def schema(self) -> dict[str, Any]:
         return self.definition.schema
 
-    @property
+    @cached_property
     def naming(self) -> Naming | None:
         return self.definition.naming
 
-    @property
+    @cached_property
     def keyed(self) -> bool:
         """Whether its records have key rows (a unique name or declared unique keys). Removing
         a unique key deletes its rows and naming cannot change once records exist, so a type
