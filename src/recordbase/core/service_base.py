@@ -9,6 +9,7 @@ epoch invalidates — and `service_access` (keys, types), `service_writes` (reco
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from recordbase.config import Settings
-from recordbase.core.clock import Clock, NewId, new_ulid, system_clock
+from recordbase.core.clock import Clock, NewId, new_ids, new_ulid, system_clock
 from recordbase.core.idempotency import IdempotencyKeys
 from recordbase.core.job_runner import JobRunner
 from recordbase.core.records import (
@@ -60,6 +61,9 @@ class ServiceBase:
         self.settings = settings
         self.clock = clock
         self.new_id = new_id
+        # new_ids(new_id, n) without its look-up, for the usual source (core/clock.py)
+        many: Callable[[int], list[str]] | None = getattr(new_id, "many", None)
+        self.new_ids: Callable[[int], list[str]] = many or functools.partial(new_ids, new_id)
         self.validators = ValidatorCache()
         self._epoch = -1
         self._epoch_read_at = -1.0

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 import orjson
 
-from recordbase.core.clock import new_ids
 from recordbase.core.jobs import AFTER_WRITE
 from recordbase.core.records import (
     UNSET,
@@ -132,7 +131,7 @@ class RecordWrites(ServiceBase):
             now = self.clock()
             errors: list[FieldError] = []
             # The batch's new ids in one call (one lock, one clock read: core/clock.py).
-            fresh = iter(new_ids(self.new_id, len(items) - client_ids))
+            fresh = iter(self.new_ids(len(items) - client_ids))
             maker = self._maker(p, rtype, now, fresh.__next__)
             records = [maker.make(item, f"/records/{i}", errors) for i, item in enumerate(items)]
             if errors:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recordbase.core.idempotency import StoredResponse, fingerprint
@@ -21,17 +20,6 @@ from recordbase.errors import PayloadTooLarge
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REPLAYED = "Idempotent-Replayed"
-
-
-def idempotency_key(scope: Scope, headers: Headers | None = None) -> str | None:
-    """The request's Idempotency-Key when it is a write that carries one (`headers`: the
-    request's, when already read)."""
-    if scope["method"] in SAFE_METHODS:
-        return None
-    if headers is None:
-        headers = Headers(scope=scope)
-    found: str | None = headers.get("idempotency-key")
-    return found
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

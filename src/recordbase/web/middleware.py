@@ -24,7 +24,7 @@ from recordbase.errors import RateLimited, RecordbaseError, Unavailable
 from recordbase.ratelimit import Decision
 from recordbase.web.dispatch import Direct, Found, WriteWhole
 from recordbase.web.http import RequestHeaders, header_name
-from recordbase.web.idempotency import idempotency_key, run_idempotent
+from recordbase.web.idempotency import SAFE_METHODS, run_idempotent
 
 log = logging.getLogger("recordbase")
 
@@ -134,7 +134,12 @@ class Pipeline:
                 and not self._admit_now(face, state, extra, headers)
             ):
                 await self._admit(scope, face, state, extra, headers)
-            key = idempotency_key(scope, headers)
+            # The Idempotency-Key of a write (web/idempotency.py), read from the dict
+            if scope["method"] in SAFE_METHODS:
+                key = None
+            else:
+                raw_key = headers.first.get(b"idempotency-key")
+                key = None if raw_key is None else raw_key.decode("latin-1")
             direct = self.direct
             if key is not None and "principal" in state:
                 await run_idempotent(
