@@ -72,6 +72,8 @@ class ServiceBase:
         # by digest: the key, its Principal, and until when it answers unchecked (authenticate)
         self._principals: dict[str, tuple[ApiKey, Principal, datetime]] = {}
         self._types: dict[tuple[str, str], RecordType] = {}
+        # (type id, version) -> its data check when its records can be usual (RecordWrites)
+        self._usual_types: dict[tuple[str, int], Any] = {}
         self._touched: dict[str, datetime] = {}  # key id -> next last-used write (_touch)
         self._cursor_secret = b""
         self._tasks: set[asyncio.Task[Any]] = set()
