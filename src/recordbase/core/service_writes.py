@@ -205,24 +205,12 @@ class RecordWrites(ServiceBase):
         if len(raw) > self.settings.max_record_bytes or not is_valid(data):
             return None
         now, actor = self.clock(), p.actor
-        records = [
-            Record(
-                self.new_id(),
-                rtype.key,
-                None,
-                None,
-                None,
-                data,
-                None,
-                [],
-                1,
-                now,
-                now,
-                actor,
-                actor,
-                raw.decode(),
-            )
-        ]  # fmt: skip  (RecordMaker.make's record of data alone)
+        # RecordMaker.make's record of data alone
+        record = Record(
+            self.new_id(), rtype.key, None, None, None, data, None, [], 1,
+            now, now, actor, actor, raw.decode(),
+        )  # fmt: skip
+        records = [record]
         version = rtype.version
 
         def insert(tx: WriteTx) -> list[Record]:  # _write's guarded and create_records' insert
