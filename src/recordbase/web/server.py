@@ -13,9 +13,10 @@ outer call, and its answer goes out as one prepared write in place of two ASGI `
 layers did nothing for such a request but cost ~8 µs of a single create's ~75 µs on the event
 loop (docs/performance.md, round 15). Everything else about the request is uvicorn's: parsing,
 its RequestResponseCycle (body, 100-continue, flow control, disconnects, keep-alive,
-pipelining), and `receive`. A request the lane cannot answer byte for byte as uvicorn would
-(forwarded headers for the proxy-headers middleware to read, an access log, a paused
-transport, a header value uvicorn refuses) takes the usual path.
+pipelining), and `receive`, except that a body which has all arrived is handed to the lean
+handler at once (`LaneReceive.whole`, round 16). A request the lane cannot answer byte for
+byte as uvicorn would (forwarded headers for the proxy-headers middleware to read, an access
+log, a paused transport, a header value uvicorn refuses) takes the usual path.
 """
 
 from __future__ import annotations
