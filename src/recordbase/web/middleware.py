@@ -128,12 +128,10 @@ class Pipeline:
         started: list[bool] = []  # not empty once the answer's head went out
 
         try:
-            if (
-                path not in face.public_paths
-                and path not in PUBLIC
-                and not self._admit_now(face, state, extra, headers)
-            ):
-                await self._admit(scope, face, state, extra, headers)
+            if path not in face.public_paths and path not in PUBLIC:
+                later = self._admit(face, state, extra, headers)
+                if later is not None:
+                    await later
             # The Idempotency-Key of a write (web/idempotency.py), read from the dict
             if scope["method"] in SAFE_METHODS:
                 key = None
@@ -201,69 +199,78 @@ class Pipeline:
                 response.headers.setdefault(name, value)
             await response(scope, receive, send)
 
-    def _admit_now(
+    def _admit(
         self,
         face: Face,
         state: dict[str, Any],
         extra: list[tuple[bytes, bytes]],
         headers: Headers,
-    ) -> bool:
-        """`_admit` where nothing needs awaiting (a key seen lately, with the service's caches
-        fresh, and a bucket in this process): True once done, as `_admit` would have done it;
-        False, having changed nothing, when `_admit` must run (two coroutines less per
-        request otherwise)."""
-        app_state = self.app.state  # type: ignore[attr-defined]
-        service = app_state.service
-        principal = service.authenticated(face.credentials(headers))
+    ) -> Awaitable[None] | None:
+        """Authenticate the request's key and take a token from its bucket: the principal
+        goes to state["principal"], the bucket's headers to `extra`. None once done without
+        awaiting anything (a key seen lately with the service's caches fresh, a bucket in
+        this process: no coroutine made, the usual case); else an awaitable that finishes."""
+        secret = face.credentials(headers)
+        principal = self.app.state.service.authenticated(secret)  # type: ignore[attr-defined]
         if principal is None:
-            return False
+            return self._admit_later(face, state, extra, headers, secret)
+        return self._take(face, state, extra, headers, principal)
+
+    async def _admit_later(
+        self,
+        face: Face,
+        state: dict[str, Any],
+        extra: list[tuple[bytes, bytes]],
+        headers: Headers,
+        secret: str | None,
+    ) -> None:
+        principal = await self.app.state.service.authenticate(secret)  # type: ignore[attr-defined]
+        later = self._take(face, state, extra, headers, principal)
+        if later is not None:
+            await later
+
+    def _take(
+        self,
+        face: Face,
+        state: dict[str, Any],
+        extra: list[tuple[bytes, bytes]],
+        headers: Headers,
+        principal: Principal,
+    ) -> Awaitable[None] | None:
+        """The face's refinement of the principal, then a token from its bucket: None once
+        taken at once; an awaitable when the bucket is shared (asked over the network)."""
+        app_state = self.app.state  # type: ignore[attr-defined]
         if face.refine is not None:
             principal = face.refine(principal, headers)
-        settings = service.settings
+        state["principal"] = principal
+        settings = app_state.service.settings
         rate = principal.rate if principal.rate is not None else settings.default_rate
         burst = principal.burst if principal.burst is not None else settings.default_burst
         try:
             decision = app_state.limiter.take_now(principal.key_id, rate, burst)
-        except Exception:  # _admit says what to do about it
-            return False
-        if decision is None:  # a shared bucket: answered over the network
-            return False
-        state["principal"] = principal
-        extra += limit_header_bytes(face.limit_headers, decision)
-        if not decision.allowed:
-            raise _rate_limited(decision)
-        return True
+        except Exception as exc:
+            _limiter_down(exc, settings)
+            return None
+        if decision is None:
+            return self._take_shared(face, extra, principal.key_id, rate, burst, settings)
+        _decided(face, extra, decision)
+        return None
 
-    async def _admit(
+    async def _take_shared(
         self,
-        scope: Scope,
         face: Face,
-        state: dict[str, Any],
         extra: list[tuple[bytes, bytes]],
-        headers: Headers,
+        key_id: str,
+        rate: float,
+        burst: int,
+        settings: Any,
     ) -> None:
-        app_state = self.app.state  # type: ignore[attr-defined]
-        service = app_state.service
-        principal = await service.authenticate(face.credentials(headers))
-        if face.refine is not None:
-            principal = face.refine(principal, headers)
-        state["principal"] = principal
-        limiter = app_state.limiter
-        settings = service.settings
-        rate = principal.rate if principal.rate is not None else settings.default_rate
-        burst = principal.burst if principal.burst is not None else settings.default_burst
         try:
-            decision = limiter.take_now(principal.key_id, rate, burst)
-            if decision is None:  # a shared bucket: answered over the network
-                decision = await limiter.take(principal.key_id, rate, burst)
-        except Exception as exc:  # the shared limiter is down
-            log.warning("rate limiter unavailable: %s", exc)
-            if not settings.ratelimit_fail_open:
-                raise Unavailable("The rate limiter is unavailable; try again shortly.") from exc
+            decision = await self.app.state.limiter.take(key_id, rate, burst)  # type: ignore[attr-defined]
+        except Exception as exc:
+            _limiter_down(exc, settings)
             return
-        extra += limit_header_bytes(face.limit_headers, decision)
-        if not decision.allowed:
-            raise _rate_limited(decision)
+        _decided(face, extra, decision)
 
     def _service(self, scope: Scope) -> Any:
         return self._state(scope).service
@@ -275,12 +282,22 @@ class Pipeline:
         return self.app.state  # type: ignore[attr-defined]
 
 
-def _rate_limited(decision: Decision) -> RateLimited:
-    return RateLimited(
-        f"Too many requests for this key; retry in {decision.retry_after} s.",
-        headers={"Retry-After": str(decision.retry_after)},
-        extra={"retry_after": decision.retry_after},
-    )
+def _decided(face: Face, extra: list[tuple[bytes, bytes]], decision: Decision) -> None:
+    """The bucket's answer: its headers on the answer, and 429 when it had no token."""
+    extra += limit_header_bytes(face.limit_headers, decision)
+    if not decision.allowed:
+        raise RateLimited(
+            f"Too many requests for this key; retry in {decision.retry_after} s.",
+            headers={"Retry-After": str(decision.retry_after)},
+            extra={"retry_after": decision.retry_after},
+        )
+
+
+def _limiter_down(exc: Exception, settings: Any) -> None:
+    """The shared limiter failed: admit the request (fail open), or answer 503."""
+    log.warning("rate limiter unavailable: %s", exc)
+    if not settings.ratelimit_fail_open:
+        raise Unavailable("The rate limiter is unavailable; try again shortly.") from exc
 
 
 def with_headers(
