@@ -8,6 +8,7 @@ exception, as a 500 that leaks nothing) in the face's own error shape.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -213,19 +214,15 @@ class Pipeline:
         secret = face.credentials(headers)
         principal = self.app.state.service.authenticated(secret)  # type: ignore[attr-defined]
         if principal is None:
-            return self._admit_later(face, state, extra, headers, secret)
+            take = functools.partial(self._take, face, state, extra, headers)
+            return self._admit_later(secret, take)  # read the key, then the same `_take`
         return self._take(face, state, extra, headers, principal)
 
     async def _admit_later(
-        self,
-        face: Face,
-        state: dict[str, Any],
-        extra: list[tuple[bytes, bytes]],
-        headers: Headers,
-        secret: str | None,
+        self, secret: str | None, take: Callable[[Principal], Awaitable[None] | None]
     ) -> None:
         principal = await self.app.state.service.authenticate(secret)  # type: ignore[attr-defined]
-        later = self._take(face, state, extra, headers, principal)
+        later = take(principal)
         if later is not None:
             await later
 
